@@ -1,0 +1,1 @@
+"""The engine: models, tokenizers, batching. Knows nothing of HTTP."""

@@ -1,0 +1,60 @@
+"""Engine errors. Each carries what a caller needs to answer a client; none knows about HTTP."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class: `str(error)` is a message safe to show a client."""
+
+
+class ModelNotFound(EngineError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model '{name}' does not exist")
+        self.name = name
+
+
+class ModelNotReady(EngineError):
+    """The model exists but is loading, failed or disabled; `reason` says which and why."""
+
+    def __init__(self, name: str, status: str, reason: str | None) -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"model '{name}' is {status}{detail}")
+        self.name, self.status, self.reason = name, status, reason
+
+
+class ModelLoadError(EngineError):
+    """A model cannot serve; the message is the human reason shown in listings."""
+
+
+class SentenceTooLong(EngineError):
+    def __init__(self, index: int, tokens: int, limit: int) -> None:
+        super().__init__(
+            f"sentence {index} has {tokens} tokens, more than the model's limit of {limit}"
+            " (send truncate=true to cut it)"
+        )
+        self.index, self.tokens, self.limit = index, tokens, limit
+
+
+class QueueFull(EngineError):
+    """Backpressure: the model's queue cannot take the request now; retry after a moment."""
+
+    def __init__(self, name: str, queued: int, limit: int, retry_after_s: int = 1) -> None:
+        super().__init__(
+            f"model '{name}' has {queued} sentences queued (limit {limit}); retry shortly"
+        )
+        self.name, self.retry_after_s = name, retry_after_s
+
+
+class InferenceFailed(EngineError):
+    """TensorFlow raised while running one batch; only that batch's requests see this."""
+
+    def __init__(self, name: str, cause: BaseException) -> None:
+        first_line = (
+            str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        )
+        super().__init__(f"model '{name}' failed to run this batch: {first_line}")
+        self.name = name
+
+
+class InvalidInput(EngineError):
+    """Input the model cannot take (wrong kind, ragged ids, id out of range)."""
