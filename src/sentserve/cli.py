@@ -161,8 +161,8 @@ def embed(
     env_file: Path | None,
 ) -> None:
     """Embed TEXT arguments (or --input lines) with MODEL."""
-    from sentserve.file_embedding import embed_sentences, write_vectors
     from sentserve.engine.errors import EngineError
+    from sentserve.file_embedding import embed_sentences, write_vectors
 
     sentences = list(text) + ([line.rstrip("\n") for line in input_file] if input_file else [])
     if not sentences:

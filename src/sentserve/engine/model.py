@@ -203,20 +203,26 @@ class ServedModel:
 
     # -- inference ------------------------------------------------------------------------
 
-    def encode(self, sentences: list[str], truncate: bool = True) -> list[EncodedSentence]:
+    def encode(
+        self, sentences: list[str], truncate: bool = True, max_tokens: int | None = None
+    ) -> list[EncodedSentence]:
         if self.tokenizer is None:  # the graph tokenizes: report whitespace words
             return [_whitespace(text) for text in sentences]
-        return self.tokenizer.encode_batch(sentences, truncate)
+        return self.tokenizer.encode_batch(sentences, truncate, max_tokens)
 
-    def embed(self, sentences: list[str], truncate: bool = True) -> Embedding:
+    def embed(
+        self, sentences: list[str], truncate: bool = True, max_tokens: int | None = None
+    ) -> Embedding:
         """Tokenize and embed through the batcher. Raises ModelNotReady, SentenceTooLong,
         QueueFull or InferenceFailed, each meaning only this request."""
         self.require_ready()
-        return self._embed(sentences, truncate)
+        return self._embed(sentences, truncate, max_tokens)
 
-    def _embed(self, sentences: list[str], truncate: bool) -> Embedding:
+    def _embed(
+        self, sentences: list[str], truncate: bool, max_tokens: int | None = None
+    ) -> Embedding:
         started = time.monotonic()
-        encoded = self.encode(sentences, truncate)
+        encoded = self.encode(sentences, truncate, max_tokens)
         rows: list[Row] = (
             list(sentences) if self.tokenizer is None else [e.input_ids for e in encoded]
         )

@@ -95,7 +95,11 @@ class Tokenizer(ABC):
             return word, token_id, False
         return word, self.vocabulary.oov_id, True
 
-    def encode(self, text: str, truncate: bool = True, index: int = 0) -> EncodedSentence:
+    def encode(
+        self, text: str, truncate: bool = True, index: int = 0, max_tokens: int | None = None
+    ) -> EncodedSentence:
+        """Tokens and ids; longer than `max_tokens` (at most the model's) is cut or refused."""
+        limit = min(max_tokens or self.max_tokens, self.max_tokens)
         tokens: list[str] = []
         ids: list[int | None] = []
         oov: list[bool] = []
@@ -103,7 +107,7 @@ class Tokenizer(ABC):
         overflow = 0
         for token, token_id, unknown in self.lookup(text):
             if token_id is not None:
-                if kept == self.max_tokens:
+                if kept == limit:
                     overflow += 1
                     continue
                 kept += 1
@@ -113,11 +117,13 @@ class Tokenizer(ABC):
             ids.append(token_id)
             oov.append(unknown)
         if overflow and not truncate:
-            raise SentenceTooLong(index, kept + overflow, self.max_tokens)
+            raise SentenceTooLong(index, kept + overflow, limit)
         return EncodedSentence(tuple(tokens), tuple(ids), tuple(oov), truncated=overflow > 0)
 
-    def encode_batch(self, texts: list[str], truncate: bool = True) -> list[EncodedSentence]:
-        return [self.encode(text, truncate, index) for index, text in enumerate(texts)]
+    def encode_batch(
+        self, texts: list[str], truncate: bool = True, max_tokens: int | None = None
+    ) -> list[EncodedSentence]:
+        return [self.encode(text, truncate, i, max_tokens) for i, text in enumerate(texts)]
 
     def describe(self) -> dict[str, object]:
         return {

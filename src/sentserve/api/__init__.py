@@ -1,0 +1,1 @@
+"""HTTP: Flask + flask-restx, thin resources over the engine."""

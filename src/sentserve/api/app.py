@@ -1,0 +1,78 @@
+"""The app factory: one Flask app, one model registry per process, every error as problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Request, Response
+from flask_restx import Api
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from sentserve import __version__
+from sentserve.api.classic import add_classic_routes
+from sentserve.api.native import add_native_routes
+from sentserve.api.observability import install_observability
+from sentserve.api.operations import operations
+from sentserve.api.problems import problem_response
+from sentserve.api.schemas import declare_schemas
+from sentserve.api.state import EXTENSION, ServerState
+from sentserve.engine.registry import ModelRegistry
+from sentserve.logs import configure_logging
+from sentserve.settings import Settings
+
+API_ROOT = "/api/v1"
+
+
+class ProblemRequest(Request):
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        """Say why the JSON is malformed (Flask only does so in debug mode)."""
+        if e is None:  # wrong content type: Flask's own 415
+            return super().on_json_loading_failed(e)
+        raise BadRequest(f"malformed JSON: {e}")
+
+
+class ProblemApi(Api):
+    """flask-restx answers its own errors as `{"message": ...}`; ours are problem+json."""
+
+    def handle_error(self, e: Exception) -> Response:
+        return problem_response(e)
+
+
+def create_app(
+    settings: Settings, registry: ModelRegistry | None = None, load_in_background: bool = False
+) -> Flask:
+    """Build the app. Without a registry, one is made and its models loaded (in a background
+    thread when asked, so probes answer while TensorFlow loads)."""
+    configure_logging(settings)
+    app = Flask("sentserve")
+    app.request_class = ProblemRequest
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        RESTX_MASK_SWAGGER=False,
+        ERROR_404_HELP=False,
+        DEBUG=bool(settings.debug),
+        TESTING=settings.profile == "testing",
+    )
+    if registry is None:
+        registry = ModelRegistry(settings, workers=1)
+        registry.load_all(background=load_in_background)
+    app.extensions[EXTENSION] = ServerState(settings, registry)
+
+    blueprint = Blueprint("api_v1", __name__, url_prefix=API_ROOT)
+    api = ProblemApi(
+        blueprint,
+        version=__version__,
+        title="sentserve",
+        description="Sentence embeddings from TensorFlow models: text in, vectors out.",
+        doc="/",
+    )
+    schemas = declare_schemas(api, settings)
+    add_native_routes(api, schemas)
+    add_classic_routes(api, schemas, settings)
+    app.register_blueprint(blueprint)
+    app.register_blueprint(operations)
+
+    install_observability(app)
+    app.register_error_handler(HTTPException, problem_response)
+    app.register_error_handler(Exception, problem_response)
+    return app

@@ -1,0 +1,30 @@
+"""The one path from any dialect's request to vectors: native, classic and compatibility routes
+all embed through here, so tokenization, batching, metrics and logging fields are shared."""
+
+from __future__ import annotations
+
+from flask import g
+
+from sentserve import metrics
+from sentserve.api.state import server_state
+from sentserve.engine.model import Embedding, ServedModel
+
+
+def embed_sentences(
+    name: str, sentences: list[str], truncate: bool = True, max_tokens: int | None = None
+) -> tuple[ServedModel, Embedding]:
+    """Embed with a ready model; engine errors propagate and become each dialect's error."""
+    model = server_state().registry.ready(name)
+    g.sentences = len(sentences)
+    result = model.embed(sentences, truncate, max_tokens)
+    metrics.TOKENIZE_SECONDS.labels(name).observe(result.tokenize_s)
+    metrics.QUEUE_SECONDS.labels(name).observe(result.queue_s)
+    metrics.SENTENCES.labels(name).inc(len(sentences))
+    metrics.TOKENS.labels(name).inc(result.token_count)
+    metrics.OOV_TOKENS.labels(name).inc(sum(e.oov_count for e in result.encoded))
+    g.timings = {
+        "X-Tokenization-Time": result.tokenize_s,
+        "X-Queue-Time": result.queue_s,
+        "X-Inference-Time": result.inference_s,
+    }
+    return model, result
