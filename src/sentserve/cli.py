@@ -183,6 +183,20 @@ def embed(
     write_vectors(vectors, sentences, output_file)
 
 
+@main.command()
+@click.option("--template", is_flag=True, help="Print the example env file (every setting).")
+@env_file_option
+def config(template: bool, env_file: Path | None) -> None:
+    """Print the settings in force (after env file and profile), or the env file template."""
+    if template:
+        from sentserve.settings import env_template
+
+        click.echo(env_template(), nl=False)
+        return
+    settings = settings_from(env_file)
+    click.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+
+
 @main.command("demo-models")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--size", type=click.Choice(["small", "large"]), default="small", show_default=True)

@@ -52,47 +52,163 @@ class Settings(BaseSettings):
     )
 
     # Profile and logging. None means "the profile decides".
-    profile: Profile = Field("production", validation_alias=_env("PROFILE", "FLASK_ENV"))
-    log_level: LogLevel | None = Field(None, validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))
-    log_file: Path | None = Field(None, validation_alias=_env("LOG_FILE", "LOG_FILE"))
-    console_log: bool | None = Field(None, validation_alias=_env("CONSOLE_LOG", "CONSOLE_LOG"))
-    log_format: Literal["text", "json"] | None = Field(None, validation_alias=_env("LOG_FORMAT"))
-    log_max_bytes: int = Field(10_000_000, ge=1, validation_alias=_env("LOG_MAX_BYTES"))
-    log_backups: int = Field(5, ge=0, validation_alias=_env("LOG_BACKUPS"))
-    debug: bool | None = Field(None, validation_alias=_env("DEBUG"))
+    profile: Profile = Field(
+        "production",
+        validation_alias=_env("PROFILE", "FLASK_ENV"),
+        description="development | testing | production: sets the logging and DEBUG defaults",
+    )
+    log_level: LogLevel | None = Field(
+        None,
+        validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"),
+        description="DEBUG | INFO | WARNING | ERROR | CRITICAL (profile: INFO in production)",
+    )
+    log_file: Path | None = Field(
+        None,
+        validation_alias=_env("LOG_FILE", "LOG_FILE"),
+        description="also log to this file, rotated by size (default: no file)",
+    )
+    console_log: bool | None = Field(
+        None,
+        validation_alias=_env("CONSOLE_LOG", "CONSOLE_LOG"),
+        description="log to stderr (profile default: true, false in testing)",
+    )
+    log_format: Literal["text", "json"] | None = Field(
+        None,
+        validation_alias=_env("LOG_FORMAT"),
+        description="text | json (profile default: json in production, text otherwise)",
+    )
+    log_max_bytes: int = Field(
+        10_000_000,
+        ge=1,
+        validation_alias=_env("LOG_MAX_BYTES"),
+        description="rotate the log file at this size",
+    )
+    log_backups: int = Field(
+        5, ge=0, validation_alias=_env("LOG_BACKUPS"), description="rotated log files to keep"
+    )
+    debug: bool | None = Field(
+        None,
+        validation_alias=_env("DEBUG"),
+        description="debugger and reloader for `sentserve run` (profile: true in development)",
+    )
 
     # Models.
-    models_dir: Path = Field(Path("models"), validation_alias=_env("MODELS_DIR", "MODELS_BASE_DIR"))
-    model_names: CommaList = Field([], validation_alias=_env("MODEL_NAMES", "MODEL_NAMES"))
-    model_files: CommaList = Field(
-        list(CLASSIC_MODEL_FILES), validation_alias=_env("MODEL_FILES", "MODEL_FILES")
+    models_dir: Path = Field(
+        Path("models"),
+        validation_alias=_env("MODELS_DIR", "MODELS_BASE_DIR"),
+        description="folder holding one folder per model",
     )
-    oov_token: str | None = Field(None, validation_alias=_env("OOV_TOKEN", "OOV_TOKEN"))
-    ready_when: Literal["all", "any"] = Field("all", validation_alias=_env("READY_WHEN"))
-    warmup_batches: int = Field(3, ge=0, validation_alias=_env("WARMUP_BATCHES"))
+    model_names: CommaList = Field(
+        [],
+        validation_alias=_env("MODEL_NAMES", "MODEL_NAMES"),
+        description="comma list of models to serve; empty or * serves every folder found",
+    )
+    model_files: CommaList = Field(
+        list(CLASSIC_MODEL_FILES),
+        validation_alias=_env("MODEL_FILES", "MODEL_FILES"),
+        description="files a TF1 checkpoint model must have (the classic list)",
+    )
+    oov_token: str | None = Field(
+        None,
+        validation_alias=_env("OOV_TOKEN", "OOV_TOKEN"),
+        description="vocabulary token for unknown words (e.g. OOV); unset drops unknown words",
+    )
+    ready_when: Literal["all", "any"] = Field(
+        "all",
+        validation_alias=_env("READY_WHEN"),
+        description="all | any: /readyz is 200 when all enabled models are ready, or any one",
+    )
+    warmup_batches: int = Field(
+        3,
+        ge=0,
+        validation_alias=_env("WARMUP_BATCHES"),
+        description="batches run through each model at start, before it is ready",
+    )
 
     # Request limits.
-    max_sentences: int = Field(256, ge=1, validation_alias=_env("MAX_SENTENCES"))
-    max_sentence_chars: int = Field(10_000, ge=1, validation_alias=_env("MAX_SENTENCE_CHARS"))
-    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, validation_alias=_env("MAX_BODY_BYTES"))
+    max_sentences: int = Field(
+        256, ge=1, validation_alias=_env("MAX_SENTENCES"), description="sentences per request"
+    )
+    max_sentence_chars: int = Field(
+        10_000,
+        ge=1,
+        validation_alias=_env("MAX_SENTENCE_CHARS"),
+        description="characters per sentence",
+    )
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("MAX_BODY_BYTES"),
+        description="request body size; larger bodies get 413",
+    )
 
     # Micro-batching (per model; a manifest may override).
-    max_batch_size: int = Field(64, ge=1, validation_alias=_env("MAX_BATCH_SIZE"))
-    max_wait_ms: float = Field(2.0, ge=0, validation_alias=_env("MAX_WAIT_MS"))
-    max_queued_sentences: int = Field(2048, ge=1, validation_alias=_env("MAX_QUEUED_SENTENCES"))
+    max_batch_size: int = Field(
+        64,
+        ge=1,
+        validation_alias=_env("MAX_BATCH_SIZE"),
+        description="sentences per inference call (a manifest may override per model)",
+    )
+    max_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_env("MAX_WAIT_MS"),
+        description="under load, how long a batch waits for more sentences after the first",
+    )
+    max_queued_sentences: int = Field(
+        2048,
+        ge=1,
+        validation_alias=_env("MAX_QUEUED_SENTENCES"),
+        description="sentences queued per model before requests get 429",
+    )
 
     # HTTP server.
-    host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
-    port: int = Field(5000, ge=1, le=65535, validation_alias=_env("PORT"))
-    workers: int = Field(2, ge=1, validation_alias=_env("WORKERS"))
-    threads: int = Field(8, ge=1, validation_alias=_env("THREADS"))
-    timeout_s: int = Field(60, ge=1, validation_alias=_env("TIMEOUT_S"))
-    graceful_timeout_s: int = Field(30, ge=1, validation_alias=_env("GRACEFUL_TIMEOUT_S"))
-    keepalive_s: int = Field(5, ge=0, validation_alias=_env("KEEPALIVE_S"))
+    host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("HOST"),
+        description="interface to bind (0.0.0.0 for every interface)",
+    )
+    port: int = Field(
+        5000, ge=1, le=65535, validation_alias=_env("PORT"), description="port to listen on"
+    )
+    workers: int = Field(
+        2,
+        ge=1,
+        validation_alias=_env("WORKERS"),
+        description="gunicorn worker processes for `serve`; each holds its own copy of the models",
+    )
+    threads: int = Field(
+        8, ge=1, validation_alias=_env("THREADS"), description="request threads per worker"
+    )
+    timeout_s: int = Field(
+        60, ge=1, validation_alias=_env("TIMEOUT_S"), description="gunicorn worker timeout"
+    )
+    graceful_timeout_s: int = Field(
+        30,
+        ge=1,
+        validation_alias=_env("GRACEFUL_TIMEOUT_S"),
+        description="on SIGTERM, how long to finish accepted requests",
+    )
+    keepalive_s: int = Field(
+        5,
+        ge=0,
+        validation_alias=_env("KEEPALIVE_S"),
+        description="seconds to keep an idle client connection open",
+    )
 
     # TensorFlow threads; 0 lets sentserve pick from the core and worker counts.
-    tf_intra_op_threads: int = Field(0, ge=0, validation_alias=_env("TF_INTRA_OP_THREADS"))
-    tf_inter_op_threads: int = Field(0, ge=0, validation_alias=_env("TF_INTER_OP_THREADS"))
+    tf_intra_op_threads: int = Field(
+        0,
+        ge=0,
+        validation_alias=_env("TF_INTRA_OP_THREADS"),
+        description="TensorFlow threads per op; 0 = cores / workers",
+    )
+    tf_inter_op_threads: int = Field(
+        0,
+        ge=0,
+        validation_alias=_env("TF_INTER_OP_THREADS"),
+        description="TensorFlow ops run in parallel; 0 = 1",
+    )
 
     @field_validator("model_names", "model_files", mode="before")
     @classmethod
@@ -151,7 +267,9 @@ def _describe(error: ErrorDetails) -> str:
     field_name = _FIELD_OF_VARIABLE.get(located, located)
     variable = _variables(field_name) if field_name in Settings.model_fields else "settings"
     message = error["msg"].removeprefix("Value error, ")
-    return f"{variable}={error.get('input')!r}: {message}"
+    value = error.get("input")
+    shown = str(value) if isinstance(value, Path) else value  # 'models', not PosixPath('models')
+    return f"{variable}={shown!r}: {message}"
 
 
 def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -165,3 +283,25 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         return Settings(_env_file=path if path.is_file() else None, **overrides)
     except ValidationError as exc:
         raise SettingsError("; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def env_template() -> str:
+    """The example env file: every setting, commented out at its default, with its comment."""
+    lines = [
+        "# sentserve settings. Copy to .env (read at start) and uncomment what you change.",
+        "# Unset logging settings take their profile's default. Classic names still work.",
+    ]
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        assert isinstance(alias, AliasChoices)
+        variable, *classic = dict.fromkeys(str(choice) for choice in alias.choices)
+        default = field.default
+        if isinstance(default, list):
+            default = ",".join(default)
+        elif isinstance(default, bool):
+            default = str(default).lower()
+        elif default is None:
+            default = ""
+        also = f" (classic name: {classic[0]})" if classic else ""
+        lines += ["", f"# {field.description}{also}", f"# {variable}={default}"]
+    return "\n".join(lines) + "\n"

@@ -39,10 +39,14 @@ class ProblemApi(Api):
 
 
 def create_app(
-    settings: Settings, registry: ModelRegistry | None = None, load_in_background: bool = False
+    settings: Settings,
+    registry: ModelRegistry | None = None,
+    load_in_background: bool = False,
+    workers: int = 1,
 ) -> Flask:
     """Build the app. Without a registry, one is made and its models loaded (in a background
-    thread when asked, so probes answer while TensorFlow loads)."""
+    thread when asked, so probes answer while TensorFlow loads). `workers` sizes TF's
+    thread pools: the worker processes share the cores."""
     configure_logging(settings)
     app = Flask("sentserve")
     app.request_class = ProblemRequest
@@ -54,7 +58,7 @@ def create_app(
         TESTING=settings.profile == "testing",
     )
     if registry is None:
-        registry = ModelRegistry(settings, workers=1)
+        registry = ModelRegistry(settings, workers=workers)
         registry.load_all(background=load_in_background)
     app.extensions[EXTENSION] = ServerState(settings, registry)
 

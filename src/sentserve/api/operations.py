@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from flask import Blueprint, Response, redirect
-from werkzeug.wrappers import Response as WerkzeugResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from sentserve.api.encoding import json_response
 from sentserve.api.problems import Problem

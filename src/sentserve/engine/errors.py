@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+# TensorFlow's graph errors open with lines that say where, not what ("Graph execution error:",
+# "Detected at node ...", "Node: ...", indented stack frames); the cause comes after them.
+_TF_FRAMING = ("Graph execution error:", "Detected at node", "Node: ", "Original stack trace")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message that says what went wrong, for one-line reasons."""
+    text = str(getattr(error, "message", None) or error)
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if not line[0].isspace() and not line.startswith(_TF_FRAMING):
+            return line.strip()
+    return lines[0].strip() if lines else type(error).__name__
+
 
 class EngineError(Exception):
     """Base class: `str(error)` is a message safe to show a client."""
@@ -49,10 +63,7 @@ class InferenceFailed(EngineError):
     """TensorFlow raised while running one batch; only that batch's requests see this."""
 
     def __init__(self, name: str, cause: BaseException) -> None:
-        first_line = (
-            str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        )
-        super().__init__(f"model '{name}' failed to run this batch: {first_line}")
+        super().__init__(f"model '{name}' failed to run this batch: {first_line(cause)}")
         self.name = name
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sentserve.engine.backends import Signature, TensorInfo, shape_of
-from sentserve.engine.errors import ModelLoadError
+from sentserve.engine.errors import ModelLoadError, first_line
 from sentserve.engine.manifest import CLASSIC_FEEDS, Manifest
 from sentserve.engine.tensorflow_runtime import session_config, tensorflow
 
@@ -28,11 +28,6 @@ def checkpoint_files(folder: Path) -> tuple[str, list[str]] | None:
     if (folder / PREFIX).is_file():
         return "v1", [PREFIX]
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 class CheckpointBackend:
@@ -68,7 +63,7 @@ class CheckpointBackend:
             except Exception as exc:
                 self.session.close()
                 raise ModelLoadError(
-                    f"{', '.join(weight_files)} is truncated or corrupt ({_first_line(exc)})"
+                    f"{', '.join(weight_files)} is truncated or corrupt ({first_line(exc)})"
                 ) from None
         self.graph.finalize()  # read-only from here: safe to run from many threads
         self._check_tensors()

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sentserve.engine.backends import Signature, TensorInfo, shape_of
-from sentserve.engine.errors import ModelLoadError
+from sentserve.engine.errors import ModelLoadError, first_line
 from sentserve.engine.manifest import Manifest
 from sentserve.engine.tensorflow_runtime import tensorflow
 
@@ -22,8 +22,7 @@ class SavedModelBackend:
         try:
             self.loaded = tf.saved_model.load(str(folder))
         except Exception as exc:  # TF raises many types for a broken SavedModel
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"saved_model.pb could not be loaded: {first}") from None
+            raise ModelLoadError(f"saved_model.pb could not be loaded: {first_line(exc)}") from None
         signatures = dict(self.loaded.signatures)
         if manifest.signature not in signatures:
             raise ModelLoadError(

@@ -1,0 +1,85 @@
+"""`sentserve serve`: the app under gunicorn's threaded workers.
+
+Each worker builds its own app after the fork (TensorFlow is never imported by the master:
+TF's thread pools do not survive a fork), loads the models in the background so probes
+answer at once, and on SIGTERM finishes every accepted request and queued batch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from sentserve.settings import Settings
+
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "worker_class": "gthread",
+        "timeout": settings.timeout_s,
+        "graceful_timeout": settings.graceful_timeout_s,
+        "keepalive": settings.keepalive_s,
+        "limit_request_line": 8190,
+        "accesslog": None,  # sentserve logs one line per request itself
+        "errorlog": "-",
+        "loglevel": "warning" if settings.log_level in {"WARNING", "ERROR", "CRITICAL"} else "info",
+        "preload_app": False,
+        "proc_name": "sentserve",
+        "worker_exit": _worker_exit,
+        "child_exit": _child_exit,
+    }
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn has answered every accepted request; finish queued batches, free sessions."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "sentserve" in getattr(app, "extensions", {}):
+        app.extensions["sentserve"].registry.close()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class SentserveServer(BaseApplication):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from sentserve.api.app import create_app  # in the worker, after the fork
+
+        return create_app(self.settings, load_in_background=True, workers=self.settings.workers)
+
+
+def prepare_metrics_dir() -> Path:
+    """Multiprocess metrics need a directory set before prometheus_client is imported, emptied
+    at start so a previous run's counters do not leak in."""
+    configured = os.environ.get(METRICS_DIR_VARIABLE)
+    path = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="sentserve-metrics-"))
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    os.environ[METRICS_DIR_VARIABLE] = str(path)
+    return path
+
+
+def serve_forever(settings: Settings) -> None:
+    prepare_metrics_dir()
+    SentserveServer(settings).run()
