@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from sentserve.settings import Settings
 
@@ -25,7 +27,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
         "threads": settings.threads,
-        "worker_class": "gthread",
+        "worker_class": "sentserve.server.DrainingThreadWorker",
         "timeout": settings.timeout_s,
         "graceful_timeout": settings.graceful_timeout_s,
         "keepalive": settings.keepalive_s,
@@ -38,6 +40,46 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "worker_exit": _worker_exit,
         "child_exit": _child_exit,
     }
+
+
+class DrainingThreadWorker(ThreadWorker):
+    """gthread, except that SIGTERM loses no connection it has accepted.
+
+    Plain gthread leaves its loop at once on SIGTERM and drops connections it accepted but
+    had not read yet (clients see a reset). Here SIGTERM starts a drain instead: take what
+    is already waiting on the listeners, close them (new clients are refused, not reset),
+    answer every open connection with `Connection: close`, then leave the loop.
+    """
+
+    sockets: list[Any]
+    _drain_deadline: float | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self._drain_deadline is None:
+            self._drain_deadline = time.monotonic() + self.cfg.graceful_timeout
+
+    def notify(self) -> None:
+        """Called by gthread's loop on every turn, in the loop's own thread."""
+        super().notify()
+        if self._drain_deadline is None:
+            return
+        if self.sockets:
+            for listener in self.sockets:
+                self._accept_waiting(listener)
+                self.poller.unregister(listener)
+                listener.close()
+            self.sockets = []
+            self.cfg.set("keepalive", 0)  # each connection closes after its answer
+        if self.nr_conns == 0 or time.monotonic() > self._drain_deadline:
+            self.alive = False
+
+    def _accept_waiting(self, listener: Any) -> None:
+        server = listener.getsockname()
+        while True:
+            before = self.nr_conns
+            self.accept(server, listener)  # non-blocking; swallows EAGAIN
+            if self.nr_conns == before:
+                return
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
