@@ -7,12 +7,13 @@ humans read `title` and `detail`. Validation problems add `errors` (field path +
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 import orjson
-from flask import Response, g, has_request_context
+from flask import Response, g, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from sentserve.engine.errors import (
@@ -129,8 +130,23 @@ def to_problem(error: BaseException) -> Problem:
     return Problem(500, "internal-error", "the server failed to answer this request; it is logged")
 
 
+Renderer = Callable[[Problem], Response]
+# Blueprint name -> how that dialect shapes errors (OpenAI, TF Serving). Default: problem+json.
+_DIALECTS: dict[str, Renderer] = {}
+
+
+def register_dialect(blueprint: str, renderer: Renderer) -> None:
+    """Errors raised on `blueprint`'s routes (401 and 429 included) use `renderer`."""
+    _DIALECTS[blueprint] = renderer
+
+
 def problem_response(error: BaseException) -> Response:
     problem = to_problem(error)
-    response = Response(orjson.dumps(problem.body()), status=problem.status, mimetype=PROBLEM_JSON)
+    dialect = _DIALECTS.get(request.blueprint or "") if has_request_context() else None
+    if dialect is not None:
+        response = dialect(problem)
+    else:
+        body = orjson.dumps(problem.body())
+        response = Response(body, status=problem.status, mimetype=PROBLEM_JSON)
     response.headers.update(problem.headers)
     return response
