@@ -7,12 +7,14 @@ instant, and `serve` must set up multiprocess metrics before prometheus_client i
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from dotenv import dotenv_values
 
 from sentserve.settings import Settings, SettingsError, load_settings
 
@@ -181,6 +183,84 @@ def embed(
     finally:
         registry.close()
     write_vectors(vectors, sentences, output_file)
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys (hashed in the file named by SENTSERVE_API_KEYS_FILE or --file)."""
+
+
+def _keys_file(file: Path | None, env_file: Path | None) -> Path:
+    """Keys are managed before a server is configured (the file may not exist yet), so this
+    reads the one variable it needs instead of validating every setting."""
+    if file is not None:
+        return file
+    configured = os.environ.get("SENTSERVE_API_KEYS_FILE") or dotenv_values(
+        env_file or os.environ.get("SENTSERVE_ENV_FILE") or ".env"
+    ).get("SENTSERVE_API_KEYS_FILE")
+    if not configured:
+        raise click.UsageError("give --file or set SENTSERVE_API_KEYS_FILE")
+    return Path(configured)
+
+
+keys_file_option = click.option(
+    "--file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keys file (default: SENTSERVE_API_KEYS_FILE).",
+)
+
+
+@keys.command("add")
+@click.argument("name")
+@click.option("--rate-limit", default=None, help="This key's own limit, e.g. 100/minute.")
+@keys_file_option
+@env_file_option
+def keys_add(name: str, rate_limit: str | None, file: Path | None, env_file: Path | None) -> None:
+    """Create a key: its hash goes to the file, the key itself is printed once."""
+    from limits import parse_many
+
+    from sentserve.api_keys import KeyFileError, add_key
+
+    if rate_limit is not None:
+        try:
+            parse_many(rate_limit)
+        except ValueError:
+            raise click.BadParameter(
+                "expected e.g. 100/minute;5/second", param_hint="--rate-limit"
+            ) from None
+    path = _keys_file(file, env_file)
+    try:
+        key = add_key(path, name, rate_limit)
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(key)
+    click.echo(f"key '{name}' added to {path}; it is shown only this once", err=True)
+
+
+@keys.command("revoke")
+@click.argument("name")
+@keys_file_option
+@env_file_option
+def keys_revoke(name: str, file: Path | None, env_file: Path | None) -> None:
+    """Remove a key; running servers stop accepting it within a second."""
+    from sentserve.api_keys import revoke_key
+
+    path = _keys_file(file, env_file)
+    if not revoke_key(path, name):
+        raise click.ClickException(f"no key named '{name}' in {path}")
+    click.echo(f"key '{name}' revoked", err=True)
+
+
+@keys.command("list")
+@keys_file_option
+@env_file_option
+def keys_list(file: Path | None, env_file: Path | None) -> None:
+    """Key names and their own rate limits (never the keys)."""
+    from sentserve.api_keys import parse_keys_file
+
+    for entry in parse_keys_file(_keys_file(file, env_file)):
+        click.echo(f"{entry.name}\t{entry.rate_limit or '-'}")
 
 
 @main.command()

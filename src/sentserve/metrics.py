@@ -75,3 +75,9 @@ def batch_observer(model: str) -> Callable[[int, float], None]:
 def record_model_status(model: str, status: str) -> None:
     for known in ("loading", "ready", "failed", "disabled"):
         MODEL_READY.labels(model, known).set(1 if known == status else 0)
+
+
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "sentserve_rate_limit_storage_errors",
+    "Requests whose rate limit could not be checked (storage down); served when failing open",
+)

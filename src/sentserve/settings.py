@@ -11,7 +11,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -162,6 +169,57 @@ class Settings(BaseSettings):
         description="sentences queued per model before requests get 429",
     )
 
+    # Access: API keys, rate limits, CORS. All off by default.
+    api_keys_file: Path | None = Field(
+        None,
+        validation_alias=_env("API_KEYS_FILE"),
+        description="file of `name:sha256-of-key[:rate limit]` lines; turns API keys on",
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        [],
+        validation_alias=_env("API_KEYS"),
+        description="comma list of plaintext keys for quick setups; turns API keys on",
+    )
+    protect_metrics: bool = Field(
+        False, validation_alias=_env("PROTECT_METRICS"), description="/metrics needs a key too"
+    )
+    protect_docs: bool = Field(
+        False,
+        validation_alias=_env("PROTECT_DOCS"),
+        description="the Swagger UI and document need a key too",
+    )
+    rate_limit: str | None = Field(
+        None,
+        validation_alias=_env("RATE_LIMIT"),
+        description="per key (or client address) in `limits` notation, e.g. 600/minute;20/second",
+    )
+    rate_limit_per_sentence: bool = Field(
+        False,
+        validation_alias=_env("RATE_LIMIT_PER_SENTENCE"),
+        description="a request costs one unit per sentence instead of one",
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        validation_alias=_env("REDIS_URL"),
+        description="redis://host:port/db shares rate limits across workers and instances",
+    )
+    rate_limit_fail_closed: bool = Field(
+        False,
+        validation_alias=_env("RATE_LIMIT_FAIL_CLOSED"),
+        description="when Redis is down: false serves anyway (fail open), true answers 503",
+    )
+    cors_origins: CommaList = Field(
+        [],
+        validation_alias=_env("CORS_ORIGINS"),
+        description="comma list of browser origins allowed to call the API; empty: CORS off",
+    )
+    trusted_proxies: int = Field(
+        0,
+        ge=0,
+        validation_alias=_env("TRUSTED_PROXIES"),
+        description="reverse proxies in front (nginx: 1) whose X-Forwarded-For is trusted",
+    )
+
     # HTTP server.
     host: str = Field(
         "127.0.0.1",
@@ -210,7 +268,7 @@ class Settings(BaseSettings):
         description="TensorFlow ops run in parallel; 0 = 1",
     )
 
-    @field_validator("model_names", "model_files", mode="before")
+    @field_validator("model_names", "model_files", "cors_origins", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -222,7 +280,9 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("oov_token", "log_file", mode="before")
+    @field_validator(
+        "oov_token", "log_file", "api_keys_file", "rate_limit", "redis_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -234,12 +294,35 @@ class Settings(BaseSettings):
             raise ValueError(f"{value} is not a directory")
         return value
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError("expected limits like 600/minute;20/second") from None
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file (create it with `sentserve keys add NAME`)")
+        return value
+
     @model_validator(mode="after")
     def _apply_profile(self) -> Settings:
         for name, default in PROFILE_DEFAULTS[self.profile].items():
             if getattr(self, name) is None:
                 setattr(self, name, default)
         return self
+
+    @property
+    def keys_enabled(self) -> bool:
+        return self.api_keys_file is not None or bool(self.api_keys)
 
     @property
     def all_models(self) -> bool:

@@ -9,13 +9,16 @@ from flask_restx import Api
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from sentserve import __version__
+from sentserve.api.access import install_access_control
 from sentserve.api.classic import add_classic_routes
 from sentserve.api.native import add_native_routes
 from sentserve.api.observability import install_observability
+from sentserve.api.openai_compat import openai_compat
 from sentserve.api.operations import operations
 from sentserve.api.problems import problem_response
 from sentserve.api.schemas import declare_schemas
 from sentserve.api.state import EXTENSION, ServerState
+from sentserve.api.tfserving import tfserving
 from sentserve.engine.registry import ModelRegistry
 from sentserve.logs import configure_logging
 from sentserve.settings import Settings
@@ -48,7 +51,7 @@ def create_app(
     thread when asked, so probes answer while TensorFlow loads). `workers` sizes TF's
     thread pools: the worker processes share the cores."""
     configure_logging(settings)
-    app = Flask("sentserve")
+    app = Flask("sentserve", static_folder=None)
     app.request_class = ProblemRequest
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -75,8 +78,11 @@ def create_app(
     add_classic_routes(api, schemas, settings)
     app.register_blueprint(blueprint)
     app.register_blueprint(operations)
+    app.register_blueprint(openai_compat)
+    app.register_blueprint(tfserving)
 
     install_observability(app)
+    install_access_control(app, settings)
     app.register_error_handler(HTTPException, problem_response)
     app.register_error_handler(Exception, problem_response)
     return app

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from flask import Response, g, has_request_context, request
+from limits.errors import StorageError
 from werkzeug.exceptions import HTTPException
 
 from sentserve.engine.errors import (
@@ -126,6 +127,10 @@ def to_problem(error: BaseException) -> Problem:
         return engine_problem(error)
     if isinstance(error, HTTPException):
         return http_problem(error)
+    if isinstance(error, StorageError):  # rate limits failing closed while Redis is down
+        log.warning("rate limit storage unreachable: %s", error)
+        detail = "rate limits cannot be checked right now; retry shortly"
+        return Problem(503, "rate-limit-unavailable", detail, headers={"Retry-After": "5"})
     log.exception("unhandled error", exc_info=error)
     return Problem(500, "internal-error", "the server failed to answer this request; it is logged")
 
