@@ -128,7 +128,6 @@ class MicroBatcher:
     def _loop(self) -> None:
         while (batch := self._collect()) is not None:
             self._run(batch)
-            self._idle_since = time.monotonic()
 
     def _collect(self) -> list[_Chunk] | None:
         with self._cond:
@@ -163,10 +162,14 @@ class MicroBatcher:
         try:
             vectors = self._infer(rows)
         except Exception as exc:  # noqa: BLE001 - a failing batch fails only its own requests
+            self._idle_since = time.monotonic()
             for chunk in batch:
                 chunk.ticket._fail(exc)
             return
-        inference_s = time.monotonic() - started
+        # Idle from here, before any caller wakes: a client that sends its next request as soon
+        # as this answer arrives must find the model idle, not queued behind a batch.
+        self._idle_since = time.monotonic()
+        inference_s = self._idle_since - started
         if self._on_batch is not None:
             self._on_batch(len(rows), inference_s)
         offset = 0

@@ -266,6 +266,9 @@ class ServedModel:
         return self.backend.embed(batch)
 
     def close(self) -> None:
+        """Finish queued work and free the session; a model closed while ready is disabled."""
+        if self.status is ModelStatus.READY:
+            self.mark(ModelStatus.DISABLED, "closed: the server is shutting down")
         if self.batcher is not None:
             self.batcher.close()
             self.batcher = None
