@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Request, Response
 from flask_restx import Api
+from flask_restx.representations import output_json
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from sentserve import __version__
@@ -15,7 +16,7 @@ from sentserve.api.native import add_native_routes
 from sentserve.api.observability import install_observability
 from sentserve.api.openai_compat import openai_compat
 from sentserve.api.operations import operations
-from sentserve.api.problems import problem_response
+from sentserve.api.problems import PROBLEM_JSON, problem_response
 from sentserve.api.schemas import declare_schemas
 from sentserve.api.state import EXTENSION, ServerState
 from sentserve.api.tfserving import tfserving
@@ -73,6 +74,7 @@ def create_app(
         description="Sentence embeddings from TensorFlow models: text in, vectors out.",
         doc="/",
     )
+    api.representation(PROBLEM_JSON)(output_json)  # errors: listed in the document's `produces`
     schemas = declare_schemas(api, settings)
     add_native_routes(api, schemas)
     add_classic_routes(api, schemas, settings)

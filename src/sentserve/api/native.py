@@ -10,8 +10,8 @@ from flask_restx import Namespace, Resource
 
 from sentserve.api.encoding import json_response, unit_length
 from sentserve.api.inference import embed_sentences
-from sentserve.api.problems import Problem, validation_problem
-from sentserve.api.schemas import Schemas, problem_responses
+from sentserve.api.problems import Problem
+from sentserve.api.schemas import NAME_EXAMPLE, Schemas, problem_responses
 from sentserve.api.state import server_state
 
 
@@ -27,7 +27,7 @@ def add_native_routes(api: Any, s: Schemas) -> None:
             return json_response({"models": [m.summary() for m in models]})
 
     @ns.route("/<string:name>")
-    @ns.param("name", "Model name (its folder)", example="bow-spanish")
+    @ns.param("name", "Model name (its folder)", **NAME_EXAMPLE)
     class ModelDetails(Resource):
         @ns.response(200, "The model, its tokenizer and counters", s.model_details)
         @problem_responses(ns, s.problem, 404)
@@ -35,16 +35,20 @@ def add_native_routes(api: Any, s: Schemas) -> None:
             return json_response(server_state().registry.get(name).details())
 
     @ns.route("/<string:name>/embed")
-    @ns.param("name", "Model name", example="bow-spanish")
+    @ns.param("name", "Model name", **NAME_EXAMPLE)
     class Embed(Resource):
         @ns.expect(s.embed_request)
         @ns.response(200, "One vector per sentence", s.embed_answer)
         @problem_responses(ns, s.problem, 400, 404, 413, 415, 422, 429, 500, 503)
         def post(self, name: str) -> Response:
-            """Sentence embeddings: `{"sentences": [...]}` or the classic `{"title": ...}`."""
+            """One vector per sentence of `sentences`.
+
+            The classic body `{"title": "..."}` is accepted too, as one sentence. (Swagger 2.0
+            cannot declare "this field or that one", so only `sentences` is declared.)
+            """
             server_state().registry.get(name)
-            body = s.validated_body(s.embed_request)
-            sentences = _sentences(body)
+            body = s.validated_body(s.embed_request, classic=_title_as_sentences)
+            sentences = body["sentences"]
             model, result = embed_sentences(name, sentences, body["truncate"])
             vectors = unit_length(result.vectors) if body["normalize"] else result.vectors
             answer: dict[str, Any] = {
@@ -64,7 +68,7 @@ def add_native_routes(api: Any, s: Schemas) -> None:
             return json_response(answer)
 
     @ns.route("/<string:name>/similarity")
-    @ns.param("name", "Model name", example="bow-spanish")
+    @ns.param("name", "Model name", **NAME_EXAMPLE)
     class Similarity(Resource):
         @ns.expect(s.similarity_request)
         @ns.response(200, "Cosine similarity of each sentence to the source", s.similarity_answer)
@@ -78,7 +82,7 @@ def add_native_routes(api: Any, s: Schemas) -> None:
             return json_response({"model": name, "scores": np.clip(scores, -1.0, 1.0)})
 
     @ns.route("/<string:name>/tokenize")
-    @ns.param("name", "Model name", example="bow-spanish")
+    @ns.param("name", "Model name", **NAME_EXAMPLE)
     class Tokenize(Resource):
         @ns.expect(s.tokenize_request)
         @ns.response(200, "The tokens, ids and OOV flags of each sentence", s.tokenize_answer)
@@ -104,11 +108,8 @@ def add_native_routes(api: Any, s: Schemas) -> None:
     api.add_namespace(ns, path="/models")
 
 
-def _sentences(body: dict[str, Any]) -> list[str]:
-    """`sentences`, or the classic single `title`: one of the two is needed."""
-    if "sentences" in body:
-        return list(body["sentences"])
-    if "title" in body:
-        return [body["title"]]
-    message = "give 'sentences' (a list) or 'title' (one sentence)"
-    raise validation_problem([{"path": "sentences", "message": message}])
+def _title_as_sentences(body: Any) -> Any:
+    """The classic `{"title": t}` is the new body with one sentence."""
+    if isinstance(body, dict) and "sentences" not in body and "title" in body:
+        return {**body, "sentences": [body["title"]]}
+    return body

@@ -20,7 +20,33 @@ from sentserve.api.problems import validation_problem
 from sentserve.settings import Settings
 
 STATUSES = ["loading", "ready", "failed", "disabled"]
+# Swagger 2.0 allows no `example` on a path parameter; Swagger UI reads this extension instead.
+NAME_EXAMPLE = {"x-example": "bow-spanish"}
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Nullable(fields.Raw):
+    """Swagger 2.0 has no null type; `x-nullable`, its usual extension, says an answer may
+    hold null here (a failed model has no format, dimensions or tokenizer)."""
+
+    def schema(self) -> dict[str, Any]:
+        return {**super().schema(), "x-nullable": True}
+
+
+class NullableString(_Nullable, fields.String):
+    pass
+
+
+class NullableInteger(_Nullable, fields.Integer):
+    pass
+
+
+class NullableFloat(_Nullable, fields.Float):
+    pass
+
+
+class NullableRaw(_Nullable, fields.Raw):
+    pass
 
 
 @dataclass
@@ -47,10 +73,15 @@ class Schemas:
                 {**model.__schema__, "definitions": definitions}
             )
 
-    def validated_body(self, model: Model) -> dict[str, Any]:
+    def validated_body(
+        self, model: Model, classic: Callable[[Any], Any] | None = None
+    ) -> dict[str, Any]:
         """The JSON body checked against its declaration: 415 when not JSON, 400 when
-        malformed, 422 listing every field that fails."""
+        malformed, 422 listing every field that fails. `classic` first rewrites an older body
+        shape into the declared one, so both meet the same single validation."""
         body = request.get_json()
+        if classic is not None:
+            body = classic(body)
         errors = sorted(
             self.validators[model.name].iter_errors(body), key=lambda e: list(e.absolute_path)
         )
@@ -101,11 +132,11 @@ def declare_schemas(api: Api, settings: Settings) -> Schemas:
         {
             "name": fields.String(example="bow-spanish"),
             "version": fields.Integer(example=1),
-            "format": fields.String(example="tf1-checkpoint-v1"),
+            "format": NullableString(example="tf1-checkpoint-v1"),
             "status": fields.String(enum=STATUSES, example="ready"),
-            "dimensions": fields.Integer(example=300),
-            "max_tokens": fields.Integer(example=20),
-            "error": fields.String(description="Why the model is not ready", example=None),
+            "dimensions": NullableInteger(example=300),
+            "max_tokens": NullableInteger(example=20),
+            "error": NullableString(description="Why the model is not ready", example=None),
         },
     )
     field_error = api.model(
@@ -119,8 +150,7 @@ def declare_schemas(api: Api, settings: Settings) -> Schemas:
         embed_request=api.model(
             "EmbedRequest",
             {
-                "sentences": sentence_list(examples, required=False),
-                "title": sentence("One sentence (the classic field)", "hola mundo"),
+                "sentences": sentence_list(examples),
                 "normalize": fields.Boolean(default=False, description="Unit-length vectors"),
                 "truncate": fields.Boolean(
                     default=True, description="Cut long sentences to max_tokens; false: 422"
@@ -171,7 +201,7 @@ def declare_schemas(api: Api, settings: Settings) -> Schemas:
                             {
                                 "tokens": fields.List(fields.String, example=["hola", "mundo"]),
                                 "ids": fields.List(
-                                    fields.Integer,
+                                    NullableInteger,
                                     description="null where an unknown word was dropped",
                                     example=[311, 52],
                                 ),
@@ -189,14 +219,14 @@ def declare_schemas(api: Api, settings: Settings) -> Schemas:
             "ModelDetails",
             model_summary,
             {
-                "input": fields.String(enum=["ids", "text"], example="ids"),
-                "tokenizer": fields.Raw(
+                "input": NullableString(enum=["ids", "text"], example="ids"),
+                "tokenizer": NullableRaw(
                     example={"kind": "gensim", "vocabulary_size": 5016, "oov_token": "OOV"}
                 ),
-                "load_seconds": fields.Float(example=1.2),
+                "load_seconds": NullableFloat(example=1.2),
                 "inference_errors": fields.Integer(example=0),
                 "warnings": fields.List(fields.String),
-                "batching": fields.Raw(
+                "batching": NullableRaw(
                     example={"max_batch_size": 64, "max_wait_ms": 2.0, "queued": 0}
                 ),
             },
@@ -246,10 +276,11 @@ PROBLEM_DESCRIPTIONS = {
 
 
 def problem_responses(ns: Namespace, problem: Model, *codes: int) -> Callable[[F], F]:
-    """Document each error answer of a route with the Problem body."""
+    """Document each error answer of a route with the Problem body; 401 on every route, since
+    API keys may be turned on for any of them."""
 
     def decorate(function: F) -> F:
-        for code in codes:
+        for code in sorted({401, *codes}):
             function = ns.response(code, PROBLEM_DESCRIPTIONS[code], problem)(function)
         return function
 
