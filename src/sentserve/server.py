@@ -49,10 +49,24 @@ class DrainingThreadWorker(ThreadWorker):
     had not read yet (clients see a reset). Here SIGTERM starts a drain instead: take what
     is already waiting on the listeners, close them (new clients are refused, not reset),
     answer every open connection with `Connection: close`, then leave the loop.
+    It also starts serving only once its models are loaded (see `load_wsgi`).
     """
 
     sockets: list[Any]
     _drain_deadline: float | None = None
+
+    def load_wsgi(self) -> None:
+        """Accept connections only once this worker's models are loaded and warmed up.
+
+        With several workers, a worker still loading would answer 503 to the clients that
+        reach it while /readyz, answered by another worker, says 200. Until every worker is
+        up, connections wait in the master's listen backlog instead. The models load in a
+        background thread, so this loop keeps gunicorn's heartbeat alive however long it takes.
+        """
+        super().load_wsgi()
+        registry = self.wsgi.extensions["sentserve"].registry
+        while not registry.wait_loaded(timeout=1.0):
+            self.notify()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self._drain_deadline is None:

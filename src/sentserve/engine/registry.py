@@ -71,9 +71,12 @@ class ModelRegistry:
                 },
             )
 
-    def wait_loaded(self, timeout: float | None = None) -> None:
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Wait for a background load; True once every enabled model is ready or failed."""
         if self._loader is not None:
             self._loader.join(timeout)
+            return not self._loader.is_alive()
+        return True
 
     def enabled(self) -> list[ServedModel]:
         return [m for m in self.models.values() if m.status is not ModelStatus.DISABLED]
