@@ -3,6 +3,9 @@ all embed through here, so tokenization, batching, metrics and logging fields ar
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
 from flask import g
 
 from sentserve import metrics
@@ -15,7 +18,7 @@ def embed_sentences(
 ) -> tuple[ServedModel, Embedding]:
     """Embed with a ready model; engine errors propagate and become each dialect's error."""
     model = server_state().registry.ready(name)
-    g.sentences = len(sentences)
+    g.model, g.sentences = name, len(sentences)
     result = model.embed(sentences, truncate, max_tokens)
     metrics.TOKENIZE_SECONDS.labels(name).observe(result.tokenize_s)
     metrics.QUEUE_SECONDS.labels(name).observe(result.queue_s)
@@ -28,3 +31,15 @@ def embed_sentences(
         "X-Inference-Time": result.inference_s,
     }
     return model, result
+
+
+def embed_token_ids(name: str, rows: list[list[int]]) -> np.ndarray:
+    """Raw token ids (TF Serving's input tensor): no tokenizer, the same batcher and counters."""
+    model = server_state().registry.ready(name)
+    g.model, g.sentences = name, len(rows)
+    started = time.monotonic()
+    vectors = model.embed_ids(rows)
+    g.timings = {"X-Inference-Time": time.monotonic() - started}
+    metrics.SENTENCES.labels(name).inc(len(rows))
+    metrics.TOKENS.labels(name).inc(sum(len(row) for row in rows))
+    return vectors

@@ -29,7 +29,9 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
     route = request.url_rule.rule if request.url_rule else "unmatched"
-    name = (request.view_args or {}).get("name")
+    # The model named in the path, or in the body (OpenAI); only served names, so an
+    # unknown name cannot grow the metrics' label set.
+    name = g.get("model") or (request.view_args or {}).get("name")
     model = name if name in server_state().registry.models else None
     client = g.get("client", "anonymous")
     response.headers["X-Request-ID"] = g.get("request_id", "")

@@ -57,6 +57,15 @@ class Problem(Exception):
     def title(self) -> str:
         return HTTPStatus(self.status).phrase
 
+    def summary(self) -> str:
+        """One line for dialects whose errors are a single message: the field errors, or
+        the detail when there are none."""
+        if not self.errors:
+            return self.detail
+        return "; ".join(
+            f"{e['path']}: {e['message']}" if e["path"] else e["message"] for e in self.errors
+        )
+
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": TYPE_PREFIX + self.slug,

@@ -55,13 +55,10 @@ class Embedding:
 
     vectors: np.ndarray
     encoded: list[EncodedSentence]
+    token_count: int  # ids fed to the model; words, for a model that tokenizes in its graph
     tokenize_s: float
     queue_s: float
     inference_s: float
-
-    @property
-    def token_count(self) -> int:
-        return sum(len(sentence.input_ids) for sentence in self.encoded)
 
 
 def version_folder(folder: Path) -> tuple[Path, int]:
@@ -223,12 +220,15 @@ class ServedModel:
     ) -> Embedding:
         started = time.monotonic()
         encoded = self.encode(sentences, truncate, max_tokens)
-        rows: list[Row] = (
-            list(sentences) if self.tokenizer is None else [e.input_ids for e in encoded]
-        )
+        rows: list[Row]
+        if self.tokenizer is None:  # the graph tokenizes: count the words it is given
+            rows, tokens = list(sentences), sum(len(e.tokens) for e in encoded)
+        else:
+            rows = [e.input_ids for e in encoded]
+            tokens = sum(len(row) for row in rows)
         tokenized = time.monotonic()
         vectors, queue_s, inference_s = self._submit(rows)
-        return Embedding(vectors, encoded, tokenized - started, queue_s, inference_s)
+        return Embedding(vectors, encoded, tokens, tokenized - started, queue_s, inference_s)
 
     def embed_ids(self, rows: list[list[int]]) -> np.ndarray:
         """Raw token ids, as TF Serving would take them; checked against the model's limits."""

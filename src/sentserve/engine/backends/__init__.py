@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -43,6 +43,14 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def shape_of(dims: list[int | None] | None) -> tuple[int, ...]:
-    """A static shape with unknown dimensions as -1, as TF Serving prints them."""
-    return tuple(-1 if dim is None else int(dim) for dim in dims or [])
+def tensor_info(name: str, dtype: Any, shape: Any) -> TensorInfo:
+    """A tensor as TF Serving's metadata prints it: TensorFlow's DataType name (float32 is
+    DT_FLOAT) and the static shape with unknown dimensions as -1."""
+    from tensorflow.core.framework import types_pb2
+
+    dims = shape.as_list() if shape.rank is not None else []
+    return TensorInfo(
+        name,
+        types_pb2.DataType.Name(dtype.as_datatype_enum),
+        tuple(-1 if dim is None else int(dim) for dim in dims),
+    )

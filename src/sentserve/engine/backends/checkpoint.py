@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sentserve.engine.backends import Signature, TensorInfo, shape_of
+from sentserve.engine.backends import Signature, tensor_info
 from sentserve.engine.errors import ModelLoadError, first_line
 from sentserve.engine.manifest import CLASSIC_FEEDS, Manifest
 from sentserve.engine.tensorflow_runtime import session_config, tensorflow
@@ -73,7 +73,10 @@ class CheckpointBackend:
         self.embedding_rows = self._embedding_rows()
         self.dimensions = self._dimensions()
         self.signature = Signature(
-            inputs={"input": self._info(self.input)}, outputs={"embedding": self._info(self.output)}
+            inputs={"input": tensor_info(self.input.name, self.input.dtype, self.input.shape)},
+            outputs={
+                "embedding": tensor_info(self.output.name, self.output.dtype, self.output.shape)
+            },
         )
 
     def _tensor(self, name: str) -> Any:
@@ -127,12 +130,6 @@ class CheckpointBackend:
                 if shape.dim:
                     rows.add(int(shape.dim[0].size))
         return rows.pop() if len(rows) == 1 else None
-
-    @staticmethod
-    def _info(tensor: Any) -> TensorInfo:
-        return TensorInfo(
-            tensor.name, f"DT_{tensor.dtype.name.upper()}", shape_of(tensor.shape.as_list())
-        )
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         feed = {self.input: batch.astype(self.input_dtype, copy=False), **self.feeds}

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sentserve.engine.backends import Signature, TensorInfo, shape_of
+from sentserve.engine.backends import Signature, tensor_info
 from sentserve.engine.errors import ModelLoadError, first_line
 from sentserve.engine.manifest import Manifest
 from sentserve.engine.tensorflow_runtime import tensorflow
@@ -51,8 +51,12 @@ class SavedModelBackend:
             )
         self.embedding_rows = self._embedding_rows()
         self.signature = Signature(
-            inputs={self.input_name: self._info(self.input_name, spec)},
-            outputs={self.output_name: self._info(self.output_name, output_spec)},
+            inputs={self.input_name: tensor_info(self.input_name, spec.dtype, spec.shape)},
+            outputs={
+                self.output_name: tensor_info(
+                    self.output_name, output_spec.dtype, output_spec.shape
+                )
+            },
         )
         static = output_spec.shape.as_list()[1]
         self.dimensions = (
@@ -94,10 +98,6 @@ class SavedModelBackend:
         if self.input_kind == "text":
             return np.array(["probe"], dtype=object)
         return np.zeros((1, self.input_length or 1), dtype=np.int64)
-
-    @staticmethod
-    def _info(name: str, spec: Any) -> TensorInfo:
-        return TensorInfo(name, f"DT_{spec.dtype.name.upper()}", shape_of(spec.shape.as_list()))
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         tf = tensorflow()
