@@ -286,22 +286,43 @@ def test_close_when_idle_stops_the_thread(make_batcher):
 # --------------------------------------------------------------------------- length groups
 
 
-def test_length_groups():
+def test_length_groups_keep_similar_lengths_in_one_call():
     rows = [[1], [1] * 5, [1, 1], [1] * 3, [], [1] * 8, [1] * 4]
-    assert length_groups(rows) == [[0, 4], [2, 3], [1, 6], [5]]
-    assert length_groups(["ab", "c"]) == [[1], [0]]
+    assert length_groups(rows) == [[0, 4, 2, 3, 6, 1, 5]]
     assert length_groups([]) == []
+
+
+def test_length_groups_split_off_a_few_long_rows():
+    rows = [[1] * 5] * 60 + [[1] * 120] * 4
+    assert length_groups(rows) == [list(range(60)), [60, 61, 62, 63]]
+
+
+def test_length_groups_never_cost_more_than_one_call():
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        rows = [[1] * int(n) for n in rng.integers(0, 80, size=int(rng.integers(1, 65)))]
+        groups = length_groups(rows, call_cost_rows=16)
+        assert sorted(i for group in groups for i in group) == list(range(len(rows)))
+
+        assert sum(_call_cost(rows, g) for g in groups) <= _call_cost(rows, range(len(rows)))
+
+
+def _call_cost(rows, group):
+    return (len(group) + 16) * max(max(len(rows[i]), 1) for i in group)
 
 
 def test_group_by_length_runs_each_group_and_restores_order(make_batcher):
     runner = Runner()
     batcher = make_batcher(runner, group_by_length=True)
-    rows = [[10] * 9, [20], [30] * 2, [40] * 9, [50]]
+    rows = [[10] * 200, [20], [30] * 2, [40] * 200, [50]]
     vectors = batcher.submit(rows).result(TIMEOUT)
-    np.testing.assert_array_equal(vectors, [[10, 9], [20, 1], [30, 2], [40, 9], [50, 1]])
-    assert sorted(len(batch) for batch in runner.batches) == [1, 2, 2]
-    for batch in runner.batches:
-        assert len({len(row).bit_length() for row in batch}) == 1
+    np.testing.assert_array_equal(vectors, [[10, 200], [20, 1], [30, 2], [40, 200], [50, 1]])
+    assert sorted(len(batch) for batch in runner.batches) == [2, 3]  # the long pair split off
+    assert {len(row) for row in runner.batches[0]} | {len(row) for row in runner.batches[1]} == {
+        1,
+        2,
+        200,
+    }
     assert batcher.sizes == [5]  # one batch for the hook, however many runs
 
 
