@@ -44,7 +44,7 @@ schema = schemathesis.pytest.from_fixture("fuzz_schema")
 
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
