@@ -5,7 +5,7 @@ list per word, and a full scan for every unknown word. sentserve's tokenizers lo
 a dict. This measures both kinds over the large bow-spanish vocabulary on a few thousand
 realistic sentences (a share of them with unknown words), single-threaded, and prints a table:
 
-    .venv/bin/python bench/tokenizers.py [--seconds 2] [--sentences 3000]
+    .venv/bin/python bench/tokenizer_speed.py [--seconds 2] [--sentences 3000]
 """
 
 from __future__ import annotations
