@@ -12,7 +12,6 @@ import re
 import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -37,6 +36,10 @@ class EncodedSentence:
     @property
     def oov_count(self) -> int:
         return sum(self.oov)
+
+
+# A text's tokens, their ids (None where an unknown word is dropped) and which are unknown.
+Lookup = tuple[list[str], list[int | None], list[bool]]
 
 
 class Vocabulary:
@@ -86,8 +89,8 @@ class Tokenizer(ABC):
         self.max_tokens = max_tokens
 
     @abstractmethod
-    def lookup(self, text: str) -> Iterable[tuple[str, int | None, bool]]:
-        """(token, id or None when dropped, is_oov) for each token of the text, in order."""
+    def lookup(self, text: str) -> Lookup:
+        """The text's tokens, their ids (None: an unknown word dropped), which are unknown."""
 
     def _word(self, word: str) -> tuple[str, int | None, bool]:
         token_id = self.vocabulary.ids.get(word)
@@ -100,25 +103,14 @@ class Tokenizer(ABC):
     ) -> EncodedSentence:
         """Tokens and ids; longer than `max_tokens` (at most the model's) is cut or refused."""
         limit = min(max_tokens or self.max_tokens, self.max_tokens)
-        tokens: list[str] = []
-        ids: list[int | None] = []
-        oov: list[bool] = []
-        kept = 0
-        overflow = 0
-        for token, token_id, unknown in self.lookup(text):
-            if token_id is not None:
-                if kept == limit:
-                    overflow += 1
-                    continue
-                kept += 1
-            if overflow:
-                continue
-            tokens.append(token)
-            ids.append(token_id)
-            oov.append(unknown)
-        if overflow and not truncate:
-            raise SentenceTooLong(index, kept + overflow, limit)
-        return EncodedSentence(tuple(tokens), tuple(ids), tuple(oov), truncated=overflow > 0)
+        tokens, ids, oov = self.lookup(text)
+        fed = len(ids) - ids.count(None)
+        if fed > limit:
+            if not truncate:
+                raise SentenceTooLong(index, fed, limit)
+            cut = _past_nth_fed(ids, limit)
+            tokens, ids, oov = tokens[:cut], ids[:cut], oov[:cut]
+        return EncodedSentence(tuple(tokens), tuple(ids), tuple(oov), truncated=fed > limit)
 
     def encode_batch(
         self, texts: list[str], truncate: bool = True, max_tokens: int | None = None
@@ -139,10 +131,18 @@ class GensimTokenizer(Tokenizer):
 
     kind = "gensim"
 
-    def lookup(self, text: str) -> Iterable[tuple[str, int | None, bool]]:
+    def lookup(self, text: str) -> Lookup:
         from gensim.utils import simple_preprocess  # gensim imports slowly; only load it if used
 
-        return (self._word(word) for word in simple_preprocess(text))
+        # Comprehensions, not a call per word: this runs for every sentence of every request.
+        words: list[str] = simple_preprocess(text)
+        found = [self.vocabulary.ids.get(word) for word in words]
+        oov = [token_id is None for token_id in found]
+        oov_id = self.vocabulary.oov_id
+        ids: list[int | None] = (
+            found if oov_id is None else [oov_id if i is None else i for i in found]
+        )
+        return words, ids, oov
 
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -167,17 +167,25 @@ class VocabTokenizer(Tokenizer):
         self.fold_accents = fold_accents
         self.keep_punctuation = keep_punctuation
 
-    def lookup(self, text: str) -> Iterable[tuple[str, int | None, bool]]:
+    def lookup(self, text: str) -> Lookup:
         text = unicodedata.normalize("NFC", text)
         if self.lowercase:
             text = text.lower()
+        tokens: list[str] = []
+        ids: list[int | None] = []
+        oov: list[bool] = []
         for match in _TOKEN.finditer(text):
             token = match.group()
             if token[0].isalnum() or token[0] == "_":
-                yield self._fold(token)
+                token, token_id, unknown = self._fold(token)
             elif self.keep_punctuation and token in self.vocabulary.ids:
-                yield token, self.vocabulary.ids[token], False
-            # Other symbols (punctuation the vocabulary lacks, emoji) carry no meaning: dropped.
+                token_id, unknown = self.vocabulary.ids[token], False
+            else:
+                continue  # punctuation the vocabulary lacks, emoji: no meaning to the model
+            tokens.append(token)
+            ids.append(token_id)
+            oov.append(unknown)
+        return tokens, ids, oov
 
     def _fold(self, word: str) -> tuple[str, int | None, bool]:
         found = self._word(word)
@@ -195,3 +203,14 @@ class VocabTokenizer(Tokenizer):
             "fold_accents": self.fold_accents,
             "keep_punctuation": self.keep_punctuation,
         }
+
+
+def _past_nth_fed(ids: list[int | None], n: int) -> int:
+    """The position just past the n-th id fed to the model (dropped words have no id)."""
+    fed = 0
+    for position, token_id in enumerate(ids):
+        if token_id is not None:
+            fed += 1
+            if fed == n:
+                return position + 1
+    return len(ids)
