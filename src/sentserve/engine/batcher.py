@@ -138,9 +138,12 @@ class MicroBatcher:
             first = self._chunks.popleft()
             batch, size = [first], len(first.rows)
             # A request that queued behind a running batch means there is load: worth waiting
-            # (up to max_wait after its arrival) for others to fill the batch. Idle: go now.
+            # up to max_wait for others to fill the batch. Idle: go now. The wait runs from the
+            # later of its arrival and the previous batch's end: under load the first request
+            # arrived during that batch, and the clients it just answered need a moment to send
+            # their next requests. Without that, two half-size groups alternate forever.
             under_load = first.ticket.enqueued < self._idle_since
-            deadline = first.ticket.enqueued + self.max_wait_s
+            deadline = max(first.ticket.enqueued, self._idle_since) + self.max_wait_s
             while size < self.max_batch_size:
                 if self._chunks:
                     if size + len(self._chunks[0].rows) > self.max_batch_size:
