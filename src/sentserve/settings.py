@@ -236,7 +236,7 @@ class Settings(BaseSettings):
         description="gunicorn worker processes for `serve`; each holds its own copy of the models",
     )
     threads: int = Field(
-        8, ge=1, validation_alias=_env("THREADS"), description="request threads per worker"
+        16, ge=1, validation_alias=_env("THREADS"), description="request threads per worker"
     )
     timeout_s: int = Field(
         60, ge=1, validation_alias=_env("TIMEOUT_S"), description="gunicorn worker timeout"
