@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import fastjsonschema
 from flask import request
 from flask_restx import Api, Model, Namespace, fields
 from jsonschema import Draft4Validator
@@ -64,14 +65,17 @@ class Schemas:
     model_details: Model
     problem: Model
     classic_answer: Model
+    # Per request body: a compiled check for every request (fastjsonschema, ~5 us for 32
+    # sentences) and, only when it fails, jsonschema to list every failing field (~300 us).
+    checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     validators: dict[str, Draft4Validator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for model in (self.embed_request, self.similarity_request, self.tokenize_request):
             definitions = {name: m.__schema__ for name, m in _nested_models(model).items()}
-            self.validators[model.name] = Draft4Validator(
-                {**model.__schema__, "definitions": definitions}
-            )
+            schema = {**model.__schema__, "definitions": definitions}
+            self.checks[model.name] = fastjsonschema.compile(schema)
+            self.validators[model.name] = Draft4Validator(schema)
 
     def validated_body(
         self, model: Model, classic: Callable[[Any], Any] | None = None
@@ -82,16 +86,19 @@ class Schemas:
         body = request.get_json()
         if classic is not None:
             body = classic(body)
-        errors = sorted(
-            self.validators[model.name].iter_errors(body), key=lambda e: list(e.absolute_path)
-        )
-        if errors:
+        try:
+            self.checks[model.name](body)
+        except fastjsonschema.JsonSchemaException as failure:
+            errors = sorted(
+                self.validators[model.name].iter_errors(body), key=lambda e: list(e.absolute_path)
+            )
             raise validation_problem(
                 [
                     {"path": "/".join(str(p) for p in e.absolute_path), "message": _message(e)}
                     for e in errors
                 ]
-            )
+                or [{"path": "", "message": str(failure)[:200]}]
+            ) from None
         defaults = {name: f.default for name, f in model.items() if f.default is not None}
         return {**defaults, **body}
 
