@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from flask import Blueprint, Flask, Request, Response
+from flask.json.provider import DefaultJSONProvider
 from flask_restx import Api
 from flask_restx.representations import output_json
 from werkzeug.exceptions import BadRequest, HTTPException
@@ -25,6 +27,14 @@ from sentserve.logs import configure_logging
 from sentserve.settings import Settings
 
 API_ROOT = "/api/v1"
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """Request bodies parsed by orjson, as answers are encoded by it (several times faster
+    than the standard library on a body of many sentences)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
 
 
 class ProblemRequest(Request):
@@ -54,6 +64,7 @@ def create_app(
     configure_logging(settings)
     app = Flask("sentserve", static_folder=None)
     app.request_class = ProblemRequest
+    app.json = OrjsonProvider(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         RESTX_MASK_SWAGGER=False,
