@@ -3,44 +3,16 @@ mode the classic project crashed in. Black box: a subprocess on a free port, use
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import requests
 
-BIN = Path(sys.executable).parent
-READY_TIMEOUT_S = 90.0
+from tests.integration.servers import BIN, free_port, running, session_members, stop
+
 TITLE = "Arriba, abajo lento lento!"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def session_members(session: int) -> list[int]:
-    """Live processes of a session (start_new_session=True makes the leader's pid its id)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        state, _ppid, _group, sid = stat.rsplit(")", 1)[1].split()[:4]
-        if int(sid) == session and state != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def write_env(path: Path, **variables: object) -> Path:
@@ -50,64 +22,14 @@ def write_env(path: Path, **variables: object) -> Path:
 
 @contextmanager
 def server(command: list[str], port: int, workdir: Path) -> Iterator[tuple[str, int]]:
-    """Start `command` in its own session, wait for /readyz, yield (base URL, session id);
-    afterwards stop the whole group and check that no process of it is left."""
-    output = workdir / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SENTSERVE_")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,  # no stray .env of the developer's is read
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base_url, process, output)
+    """The server ready at its URL; afterwards no process of its session may be left and
+    the port must be free."""
+    with running(command, {}, port, workdir) as (base_url, process):
         yield base_url, process.pid
-    finally:
-        left = stop_group(process)
+        left = stop(process)
     assert not left, f"processes {left} of the server outlived SIGTERM"
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the port still answers"
-
-
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], output: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = output.read_text(errors="replace")[-4000:]
-            pytest.fail(f"server exited with {process.returncode}:\n{tail}")
-        try:
-            if requests.get(f"{base_url}/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:  # not listening yet
-            pass
-        time.sleep(0.3)
-    tail = output.read_text(errors="replace")[-4000:]
-    pytest.fail(f"{base_url}/readyz not 200 after {READY_TIMEOUT_S} s:\n{tail}")
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> list[int]:
-    """SIGTERM to the group (the reloader and its serving child) and wait for every member.
-    Returns those still alive after 20 s, which are then killed: nothing is left behind."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        process.poll()  # reap the leader
-        if not session_members(process.pid):
-            return []
-        time.sleep(0.2)
-    left = session_members(process.pid)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    return left
 
 
 def assert_serves(base_url: str) -> None:
