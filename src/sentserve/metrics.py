@@ -60,14 +60,16 @@ TOKENS = Counter("sentserve_tokens", "Tokens fed to the model", ["model"])
 OOV_TOKENS = Counter("sentserve_oov_tokens", "Tokens unknown to the vocabulary", ["model"])
 
 
-def batch_observer(model: str) -> Callable[[int, float], None]:
-    """The batcher's hook: one call per inference batch."""
+def batch_observer(model: str) -> Callable[[int, float, int], None]:
+    """The batcher's hook: one call per inference batch, when the queue depth changes most."""
     sizes = BATCH_SENTENCES.labels(model)
     seconds = INFERENCE_SECONDS.labels(model)
+    depth = QUEUE_DEPTH.labels(model)
 
-    def observe(size: int, inference_s: float) -> None:
+    def observe(size: int, inference_s: float, queued: int) -> None:
         sizes.observe(size)
         seconds.observe(inference_s)
+        depth.set(queued)
 
     return observe
 

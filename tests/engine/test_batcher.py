@@ -53,7 +53,9 @@ def make_batcher():
     def make(run, **options):
         sizes = []
         options.setdefault("max_wait_ms", 2.0)
-        batcher = MicroBatcher("test", run, on_batch=lambda n, s: sizes.append(n), **options)
+        batcher = MicroBatcher(
+            "test", run, on_batch=lambda n, s, queued: sizes.append(n), **options
+        )
         batcher.sizes = sizes
         made.append((batcher, run))
         return batcher
@@ -349,7 +351,7 @@ def test_concurrent_requests_equal_sentences_embedded_alone(lstm, demo_dir, monk
     alone = np.stack([lstm.embed([sentence]).vectors[0] for sentence in sentences])
 
     sizes = []
-    monkeypatch.setattr(lstm.batcher, "_on_batch", lambda n, s: sizes.append(n))
+    monkeypatch.setattr(lstm.batcher, "_on_batch", lambda n, s, queued: sizes.append(n))
     together = np.full_like(alone, np.nan)
     errors = []
     barrier = threading.Barrier(16)
@@ -380,3 +382,49 @@ def test_real_model_queue_full(lstm, monkeypatch):
     with pytest.raises(QueueFull):
         lstm.embed(["hola mundo"] * 3)
     assert lstm.embed(["hola mundo"] * 2).vectors.shape == (2, 64)
+
+
+def test_hook_reports_the_queue_depth_left_behind_each_batch():
+    runner = Runner(hold_first=True)
+    seen = []
+    batcher = MicroBatcher(
+        "depth", runner, max_batch_size=4, on_batch=lambda n, s, queued: seen.append((n, queued))
+    )
+    try:
+        first = batcher.submit([[1]])
+        assert runner.started.wait(TIMEOUT)
+        waiting = [batcher.submit([[2]] * 3) for _ in range(3)]  # 9 sentences behind it
+        wait_until(lambda: batcher.queued == 9)
+        runner.release.set()
+        for ticket in [first, *waiting]:
+            ticket.result(TIMEOUT)
+        # Batches of at most 4 take whole requests of 3: 1, then 3, 3, 3 -> 6, 3, 0 queued.
+        assert seen == [(1, 9), (3, 6), (3, 3), (3, 0)]
+    finally:
+        batcher.close(timeout=TIMEOUT)
+
+
+def test_a_failing_hook_does_not_stop_the_runner(make_batcher):
+    def broken_hook(n, s, queued):
+        raise RuntimeError("metrics are down")
+
+    batcher = MicroBatcher("hooked", Runner(), on_batch=broken_hook)
+    try:
+        for _ in range(3):
+            np.testing.assert_array_equal(batcher.submit([[7, 7]]).result(TIMEOUT), [[7, 2]])
+    finally:
+        batcher.close(timeout=TIMEOUT)
+
+
+def test_a_model_giving_the_wrong_number_of_vectors_fails_only_that_batch(make_batcher):
+    calls = []
+
+    def one_short(rows):
+        calls.append(len(rows))
+        vectors = identify(rows)
+        return vectors[:-1] if len(calls) == 1 else vectors
+
+    batcher = make_batcher(one_short)
+    with pytest.raises(ValueError, match="gave 1 vectors for 2 sentences"):
+        batcher.submit([[1], [2]]).result(TIMEOUT)
+    np.testing.assert_array_equal(batcher.submit([[3]]).result(TIMEOUT), [[3, 1]])

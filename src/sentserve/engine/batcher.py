@@ -9,6 +9,7 @@ The queue is bounded (`max_queued_sentences`): a full queue refuses new work at 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -19,9 +20,11 @@ import numpy as np
 
 from sentserve.engine.errors import EngineError, QueueFull
 
+log = logging.getLogger(__name__)
 Row = Sequence[int] | str
 RunBatch = Callable[[list[Row]], np.ndarray]
-BatchHook = Callable[[int, float], None]  # (sentences in the batch, seconds of inference)
+# (sentences in the batch, seconds of inference, sentences still queued): one call per batch.
+BatchHook = Callable[[int, float, int], None]
 
 
 @dataclass
@@ -164,6 +167,8 @@ class MicroBatcher:
         started = time.monotonic()
         try:
             vectors = self._infer(rows)
+            if len(vectors) != len(rows):
+                raise ValueError(f"the model gave {len(vectors)} vectors for {len(rows)} sentences")
         except Exception as exc:  # noqa: BLE001 - a failing batch fails only its own requests
             self._idle_since = time.monotonic()
             for chunk in batch:
@@ -174,7 +179,12 @@ class MicroBatcher:
         self._idle_since = time.monotonic()
         inference_s = self._idle_since - started
         if self._on_batch is not None:
-            self._on_batch(len(rows), inference_s)
+            try:
+                self._on_batch(len(rows), inference_s, self._queued)
+            except (
+                Exception
+            ):  # a metrics hook must never stop the runner: every request waits on it
+                log.exception("batch hook of model '%s' failed", self.name)
         offset = 0
         for chunk in batch:
             n = len(chunk.rows)
