@@ -10,7 +10,7 @@ import logging
 import sys
 from logging.handlers import RotatingFileHandler
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 from sentserve.settings import Settings
 
@@ -33,7 +33,7 @@ def configure_logging(settings: Settings) -> None:
     """Replace the handlers of the `sentserve` logger; safe to call more than once."""
     formatter: logging.Formatter
     if settings.log_format == "json":
-        formatter = JsonFormatter(
+        formatter = OrjsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"levelname": "level", "asctime": "time", "name": "logger"},
         )
