@@ -205,6 +205,8 @@ def test_start_up_logs_one_line_per_model_with_its_status(
         assert len(broken) == 1 and len(ghost) == 1
         assert "reason=tensorflow_model is truncated or corrupt" in broken[0]
         assert "not found" in ghost[0]
+        disabled = [line for line in lines if "model bow-spanish: disabled" in line]
+        assert len(disabled) == 1 and "not listed in MODEL_NAMES" in disabled[0]
     finally:
         registry_of(started).close()
         restore_logging(app)

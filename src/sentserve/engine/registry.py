@@ -53,12 +53,14 @@ class ModelRegistry:
             self._load_all()
 
     def _load_all(self) -> None:
+        """Load the enabled models in order; one log line per model (disabled ones too)."""
         configure_eager_threads(self.intra, self.inter)
         for model in self.models.values():
             metrics.record_model_status(model.name, model.status.value)
-        for model in self.enabled():
-            model.load(self.intra, self.inter)
-            metrics.record_model_status(model.name, model.status.value)
+        for model in self.models.values():
+            if model.status is not ModelStatus.DISABLED:
+                model.load(self.intra, self.inter)
+                metrics.record_model_status(model.name, model.status.value)
             log.info(
                 "model %s: %s",
                 model.name,
