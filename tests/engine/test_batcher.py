@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from sentserve.engine.batcher import MicroBatcher, length_groups
-from sentserve.engine.errors import EngineError, QueueFull
+from sentserve.engine.errors import InvalidInput, ModelNotReady, QueueFull
 from sentserve.engine.registry import ModelRegistry
 
 TIMEOUT = 10  # seconds any single result may take before a test fails instead of hanging
@@ -228,9 +228,9 @@ def test_queue_full_is_raised_at_once(make_batcher):
     assert batcher.submit([[3]]).result(TIMEOUT).shape == (1, 2)  # room again
 
 
-def test_request_larger_than_the_queue_is_refused(make_batcher):
+def test_request_larger_than_the_queue_can_ever_hold_is_invalid_not_retryable(make_batcher):
     batcher = make_batcher(Runner(), max_queued_sentences=4, max_batch_size=2)
-    with pytest.raises(QueueFull):
+    with pytest.raises(InvalidInput, match="can never fit"):
         batcher.submit(rows_for(0, 5))
     assert batcher.queued == 0
 
@@ -269,7 +269,7 @@ def test_close_drains_queued_work(make_batcher):
     closer = threading.Thread(target=batcher.close)
     closer.start()
     wait_until(lambda: batcher._closed)
-    with pytest.raises(EngineError, match="model 'test' is shutting down"):
+    with pytest.raises(ModelNotReady, match="shutting down"):
         batcher.submit([[9]])
     runner.release.set()
     closer.join(TIMEOUT)
@@ -377,9 +377,9 @@ def test_concurrent_requests_equal_sentences_embedded_alone(lstm, demo_dir, monk
     np.testing.assert_allclose(together, alone, rtol=1e-6, atol=1e-6)
 
 
-def test_real_model_queue_full(lstm, monkeypatch):
+def test_real_model_refuses_what_its_queue_can_never_hold(lstm, monkeypatch):
     monkeypatch.setattr(lstm.batcher, "max_queued", 2)
-    with pytest.raises(QueueFull):
+    with pytest.raises(InvalidInput):
         lstm.embed(["hola mundo"] * 3)
     assert lstm.embed(["hola mundo"] * 2).vectors.shape == (2, 64)
 
@@ -425,6 +425,21 @@ def test_a_model_giving_the_wrong_number_of_vectors_fails_only_that_batch(make_b
         return vectors[:-1] if len(calls) == 1 else vectors
 
     batcher = make_batcher(one_short)
-    with pytest.raises(ValueError, match="gave 1 vectors for 2 sentences"):
+    with pytest.raises(ValueError, match=r"shape \(1, 2\) for 2 sentences"):
         batcher.submit([[1], [2]]).result(TIMEOUT)
     np.testing.assert_array_equal(batcher.submit([[3]]).result(TIMEOUT), [[3, 1]])
+
+
+def test_one_bad_request_in_a_shared_batch_fails_alone(make_batcher):
+    runner = Runner(hold_first=True, fail_on=666)
+    batcher = make_batcher(runner, max_batch_size=8)
+    first = batcher.submit([[1]])
+    assert runner.started.wait(TIMEOUT)
+    good, bad, other = (batcher.submit(rows) for rows in ([[2]], [[666]], [[3], [4]]))
+    runner.release.set()
+    first.result(TIMEOUT)
+    with pytest.raises(ValueError, match="cannot embed id 666"):
+        bad.result(TIMEOUT)
+    np.testing.assert_array_equal(good.result(TIMEOUT)[:, 0], [2])
+    np.testing.assert_array_equal(other.result(TIMEOUT)[:, 0], [3, 4])
+    assert [len(batch) for batch in runner.batches] == [1, 4, 1, 1, 2]  # shared, then alone

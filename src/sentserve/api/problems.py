@@ -23,6 +23,7 @@ from sentserve.engine.errors import (
     InvalidInput,
     ModelNotFound,
     ModelNotReady,
+    ModelTimeout,
     QueueFull,
     SentenceTooLong,
 )
@@ -106,6 +107,8 @@ def engine_problem(error: EngineError) -> Problem:
             )
         case InferenceFailed():
             return Problem(500, "inference-failed", str(error))
+        case ModelTimeout():
+            return Problem(503, "model-timeout", str(error), headers={"Retry-After": "1"})
         case InvalidInput():
             return validation_problem([{"path": "", "message": str(error)}])
     return Problem(500, "engine-error", str(error))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sentserve.engine.errors import EngineError, QueueFull
+from sentserve.engine.errors import InvalidInput, ModelNotReady, QueueFull
 
 log = logging.getLogger(__name__)
 Row = Sequence[int] | str
@@ -111,7 +111,12 @@ class MicroBatcher:
             return ticket
         with self._cond:
             if self._closed:
-                raise EngineError(f"model '{self.name}' is shutting down")
+                raise ModelNotReady(self.name, "disabled", "the server is shutting down")
+            if len(rows) > self.max_queued:
+                raise InvalidInput(
+                    f"{len(rows)} sentences can never fit model '{self.name}''s queue of"
+                    f" {self.max_queued}; send fewer per request"
+                )
             if self._queued + len(rows) > self.max_queued:
                 raise QueueFull(self.name, self._queued, self.max_queued)
             for start in range(0, len(rows), self.max_batch_size):
@@ -130,7 +135,12 @@ class MicroBatcher:
 
     def _loop(self) -> None:
         while (batch := self._collect()) is not None:
-            self._run(batch)
+            try:
+                self._run(batch)
+            except Exception as exc:  # the runner must outlive anything: every request waits on it
+                log.exception("model '%s': batch failed outside inference", self.name)
+                for chunk in batch:
+                    chunk.ticket._fail(exc)
 
     def _collect(self) -> list[_Chunk] | None:
         with self._cond:
@@ -167,30 +177,37 @@ class MicroBatcher:
         started = time.monotonic()
         try:
             vectors = self._infer(rows)
-            if len(vectors) != len(rows):
-                raise ValueError(f"the model gave {len(vectors)} vectors for {len(rows)} sentences")
+            if vectors.ndim != 2 or len(vectors) != len(rows):
+                raise ValueError(
+                    f"the model gave an array of shape {vectors.shape} for {len(rows)} sentences"
+                )
         except Exception as exc:  # noqa: BLE001 - a failing batch fails only its own requests
             self._idle_since = time.monotonic()
-            for chunk in batch:
-                chunk.ticket._fail(exc)
+            if len(batch) > 1:  # one bad request must not fail the others: run each alone
+                for chunk in batch:
+                    self._run([chunk])
+                return
+            batch[0].ticket._fail(exc)
             return
         # Idle from here, before any caller wakes: a client that sends its next request as soon
         # as this answer arrives must find the model idle, not queued behind a batch.
         self._idle_since = time.monotonic()
         inference_s = self._idle_since - started
-        if self._on_batch is not None:
-            try:
-                self._on_batch(len(rows), inference_s, self._queued)
-            except (
-                Exception
-            ):  # a metrics hook must never stop the runner: every request waits on it
-                log.exception("batch hook of model '%s' failed", self.name)
+        self._report(len(rows), inference_s)
         offset = 0
         for chunk in batch:
             n = len(chunk.rows)
             queue_s = started - chunk.ticket.enqueued
             chunk.ticket._deliver(chunk.start, vectors[offset : offset + n], queue_s, inference_s)
             offset += n
+
+    def _report(self, size: int, inference_s: float) -> None:
+        if self._on_batch is None:
+            return
+        try:
+            self._on_batch(size, inference_s, self._queued)
+        except Exception:  # a metrics hook must never stop the runner
+            log.exception("batch hook of model '%s' failed", self.name)
 
     def _infer(self, rows: list[Row]) -> np.ndarray:
         if not self.group_by_length:

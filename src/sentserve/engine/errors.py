@@ -59,6 +59,14 @@ class QueueFull(EngineError):
         self.name, self.retry_after_s = name, retry_after_s
 
 
+class ModelTimeout(EngineError):
+    """The model did not answer in time (TIMEOUT_S); the request is given up, not the model."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(f"model '{name}' did not answer within {seconds:g} s; retry shortly")
+        self.name = name
+
+
 class InferenceFailed(EngineError):
     """TensorFlow raised while running one batch; only that batch's requests see this."""
 

@@ -7,6 +7,7 @@ a smoke embedding), so a model is `ready` only when it can really answer.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +25,7 @@ from sentserve.engine.errors import (
     InvalidInput,
     ModelLoadError,
     ModelNotReady,
+    ModelTimeout,
     SentenceTooLong,
 )
 from sentserve.engine.manifest import Manifest
@@ -80,6 +82,7 @@ class ServedModel:
         self.warnings: list[str] = []
         self.load_seconds: float | None = None
         self.inference_errors = 0
+        self._errors_lock = threading.Lock()
         self.manifest = Manifest()
         self.tokenizer: Tokenizer | None = None
         self.backend: Backend | None = None
@@ -245,12 +248,17 @@ class ServedModel:
         return self._submit(list(rows))[0]
 
     def _submit(self, rows: list[Row]) -> tuple[np.ndarray, float, float]:
-        assert self.batcher is not None
-        ticket = self.batcher.submit(rows)
+        batcher = self.batcher  # read once: close() may clear it meanwhile
+        if batcher is None:
+            raise ModelNotReady(self.name, self.status.value, self.reason or "closed")
+        ticket = batcher.submit(rows)
         try:
-            vectors = ticket.result()
+            vectors = ticket.result(timeout=self.settings.timeout_s)
+        except TimeoutError:
+            raise ModelTimeout(self.name, self.settings.timeout_s) from None
         except Exception as exc:
-            self.inference_errors += 1
+            with self._errors_lock:
+                self.inference_errors += 1
             raise InferenceFailed(self.name, exc) from exc
         return vectors, ticket.queue_s, ticket.inference_s
 
