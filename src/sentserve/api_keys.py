@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
@@ -45,8 +47,20 @@ def parse_keys_file(path: Path) -> list[ApiKey]:
         hex_digest, _, rate_limit = rest.partition(":")
         if not _NAME.match(name) or not _HASH.match(hex_digest):
             raise KeyFileError(f"{path}:{number}: expected name:sha256-hex[:rate limit]")
+        if rate_limit and not _valid_limit(rate_limit):
+            raise KeyFileError(f"{path}:{number}: rate limit {rate_limit!r} is not like 100/minute")
         keys.append(ApiKey(name, bytes.fromhex(hex_digest), rate_limit or None))
     return keys
+
+
+def _valid_limit(text: str) -> bool:
+    from limits import parse_many
+
+    try:
+        parse_many(text)
+    except ValueError:
+        return False
+    return True
 
 
 class KeyStore:
@@ -56,18 +70,21 @@ class KeyStore:
         self.path = path
         self._plain = [ApiKey(f"key-{i}", digest_of(k)) for i, k in enumerate(plain_keys or [], 1)]
         self._from_file: list[ApiKey] = []
-        self._mtime: float | None = None
+        self._version: tuple[int, int, int] | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
         self._reload()
 
     def _reload(self) -> None:
+        """Re-read the file when it changed (any of inode, size, mtime: a same-second edit or
+        an atomic replace counts). Raises KeyFileError or OSError for a file that cannot serve."""
         if self.path is None:
             return
-        mtime = self.path.stat().st_mtime
-        if mtime != self._mtime:
+        stat = self.path.stat()
+        version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if version != self._version:
             self._from_file = parse_keys_file(self.path)
-            self._mtime = mtime
+            self._version = version
 
     def _fresh(self) -> list[ApiKey]:
         now = time.monotonic()
@@ -76,9 +93,9 @@ class KeyStore:
                 self._checked = now
                 try:
                     self._reload()
-                except (OSError, KeyFileError):
-                    self._from_file = []  # unreadable or broken: no file key is valid
-                    self._mtime = None
+                except (OSError, KeyFileError) as exc:
+                    # Keep the keys last read: a broken edit must not lock every client out.
+                    log.error("keys file not reloaded, keeping the previous keys: %s", exc)
         return self._plain + self._from_file
 
     def identify(self, key: str) -> ApiKey | None:
@@ -108,8 +125,13 @@ def add_key(path: Path, name: str, rate_limit: str | None = None) -> str:
 
 
 def revoke_key(path: Path, name: str) -> bool:
-    """Remove every line of `name`; True when one was there."""
+    """Remove every line of `name`; True when one was there. The file is replaced atomically,
+    so a server reloading meanwhile reads the old keys or the new ones, never a half file."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     kept = [line for line in lines if line.partition(":")[0].strip() != name]
-    path.write_text("".join(kept), encoding="utf-8")
+    replacement = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(replacement, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write("".join(kept))
+    os.replace(replacement, path)
     return len(kept) != len(lines)

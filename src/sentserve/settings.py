@@ -311,6 +311,13 @@ class Settings(BaseSettings):
     def _keys_file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a file (create it with `sentserve keys add NAME`)")
+        if value is not None:
+            from sentserve.api_keys import KeyFileError, parse_keys_file
+
+            try:
+                parse_keys_file(value)
+            except (OSError, KeyFileError) as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from sentserve.api.app import create_app
 from sentserve.api_keys import revoke_key
 from sentserve.cli import main
 from sentserve.engine.registry import ModelRegistry
+from sentserve.settings import SettingsError
 from tests.integration.servers import redis_server, stop
 
 EMBED = "/api/v1/models/bow-spanish/embed"
@@ -245,3 +246,33 @@ def test_embedding_answers_are_not_sniffed_or_cached(app_with: Any) -> None:
     answer = app_with().test_client().post(EMBED, json=ONE)
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_a_keys_own_limit_applies_without_a_global_limit(
+    app_with: Any, keys_file: tuple[Path, str, str]
+) -> None:
+    path, alice, bob = keys_file
+    client = app_with(api_keys_file=path).test_client()
+    bobs = [client.post(EMBED, json=ONE, headers={"X-API-Key": bob}).status_code for _ in range(4)]
+    assert bobs == [200, 200, 200, 429]
+    alices = [client.post(EMBED, json=ONE, headers={"X-API-Key": alice}) for _ in range(5)]
+    assert all(a.status_code == 200 for a in alices)  # no limit of her own, none global
+    assert "RateLimit-Limit" not in alices[-1].headers
+
+
+def test_a_bad_keys_file_stops_start_up_with_one_line(make_settings: Any, tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text(f"carol:{'ab' * 32}:lots\n")
+    with pytest.raises(SettingsError, match="rate limit 'lots'"):
+        make_settings(api_keys_file=path)
+
+
+def test_a_broken_edit_keeps_the_keys_last_read(
+    app_with: Any, keys_file: tuple[Path, str, str]
+) -> None:
+    path, alice, _ = keys_file
+    client = app_with(api_keys_file=path).test_client()
+    assert client.post(EMBED, json=ONE, headers={"X-API-Key": alice}).status_code == 200
+    path.write_text(path.read_text() + "this line is broken\n")
+    time.sleep(1.1)
+    assert client.post(EMBED, json=ONE, headers={"X-API-Key": alice}).status_code == 200

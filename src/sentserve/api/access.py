@@ -15,6 +15,7 @@ from flask import Flask, Response, g, request
 from flask_cors import CORS
 from flask_limiter import HeaderNames, Limiter
 from flask_limiter.util import get_remote_address
+from limits.errors import StorageError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sentserve import metrics
@@ -45,7 +46,7 @@ def install_access_control(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     if settings.keys_enabled:
         _require_keys(app, settings)
-    if settings.rate_limit:
+    if settings.rate_limit or settings.keys_enabled:  # a key may carry its own limit
         _limit_rates(app, settings)
     if settings.cors_origins:
         CORS(
@@ -96,7 +97,7 @@ def _bearer_token() -> str | None:
 
 def _limit_rates(app: Flask, settings: Settings) -> None:
     exempt = ALWAYS_OPEN | METRICS | DOCS
-    default_limit = str(settings.rate_limit)
+    default_limit = settings.rate_limit or ""
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     # Storage errors surface as limits' StorageError (a 503 when failing closed), and a dead
     # Redis must not hold a request for long.
@@ -120,7 +121,13 @@ def _limit_rates(app: Flask, settings: Settings) -> None:
         },
         swallow_errors=not settings.rate_limit_fail_closed,
     )
-    limiter.request_filter(lambda: request.method == "OPTIONS" or request.endpoint in exempt)
+    limiter.request_filter(
+        lambda: (
+            request.method == "OPTIONS"
+            or request.endpoint in exempt
+            or not (g.get("client_rate_limit") or default_limit)
+        )  # no limit for this client
+    )
     app.after_request(_draft_rate_limit_headers)  # registered first, so it runs after the limiter's
     limiter.init_app(app)
     logging.getLogger("flask-limiter").addFilter(StorageOutageFilter())
@@ -145,7 +152,7 @@ def _client_key() -> str:
 
 def _sentence_cost() -> int:
     """One unit per sentence, so a 256-sentence request costs what 256 single ones do."""
-    body = request.get_json(silent=True)
+    body = request.get_json(force=True, silent=True)  # TF Serving bodies come untyped
     if not isinstance(body, dict):
         return 1
     for field in ("sentences", "input", "instances", "inputs"):
@@ -165,14 +172,16 @@ class StorageOutageFilter(logging.Filter):
         self._last = float("-inf")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.getMessage().startswith("Failed to"):
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, StorageError):
             return True
+        if record.getMessage().startswith("Failed to update rate limit headers"):
+            return False  # the same outage, already counted for this request
         metrics.RATE_LIMIT_STORAGE_ERRORS.inc()
         now = time.monotonic()
         if now - self._last < self.every_s:
             return False
         self._last = now
-        error = record.exc_info[1] if record.exc_info else None
         record.msg = f"rate limit storage unreachable, serving without limits: {error}"
         record.args, record.exc_info, record.exc_text = None, None, None
         record.levelno, record.levelname = logging.WARNING, "WARNING"
