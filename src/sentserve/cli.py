@@ -164,7 +164,7 @@ def embed(
 ) -> None:
     """Embed TEXT arguments (or --input lines) with MODEL."""
     from sentserve.engine.errors import EngineError
-    from sentserve.file_embedding import embed_sentences, write_vectors
+    from sentserve.file_embedding import embed_in_slices, write_vectors
 
     sentences = list(text) + ([line.rstrip("\n") for line in input_file] if input_file else [])
     if not sentences:
@@ -174,7 +174,7 @@ def embed(
     settings = settings_from(env_file, model_names=[model], warmup_batches=0)
     registry = loaded_registry(settings)
     try:
-        vectors = embed_sentences(
+        vectors = embed_in_slices(
             registry.ready(model), sentences, batch_size, progress=bool(input_file)
         )
     except EngineError as exc:

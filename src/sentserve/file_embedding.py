@@ -14,7 +14,7 @@ import orjson
 from sentserve.engine.model import ServedModel
 
 
-def embed_sentences(
+def embed_in_slices(
     model: ServedModel, sentences: list[str], batch_size: int, progress: bool
 ) -> np.ndarray:
     """Embed in slices of batch_size so memory stays flat; a progress bar for files."""

@@ -51,7 +51,7 @@ QUEUE_DEPTH = Gauge(
 )
 MODEL_READY = Gauge(
     "sentserve_model_ready",
-    "1 when the model serves, else 0",
+    "1 for the model's current status (loading, ready, failed or disabled), 0 for the others",
     ["model", "status"],
     multiprocess_mode="livemax",
 )

@@ -1,14 +1,14 @@
 """`sentserve serve`: the app under gunicorn's threaded workers.
 
 Each worker builds its own app after the fork (TensorFlow is never imported by the master:
-TF's thread pools do not survive a fork), loads the models in the background so probes
-answer at once, and on SIGTERM finishes every accepted request and queued batch.
+TF's thread pools do not survive a fork), starts accepting connections only once its
+models are loaded and warmed up, and on SIGTERM finishes every accepted request and queued
+batch.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -65,8 +65,8 @@ class DrainingThreadWorker(ThreadWorker):
         """
         super().load_wsgi()
         registry = self.wsgi.extensions["sentserve"].registry
-        while not registry.wait_loaded(timeout=1.0):
-            self.notify()
+        while not registry.wait_loaded(timeout=1.0) and self._drain_deadline is None:
+            self.notify()  # SIGTERM while loading: stop waiting, the drain then exits at once
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self._drain_deadline is None:
@@ -125,13 +125,14 @@ class SentserveServer(BaseApplication):
 
 
 def prepare_metrics_dir() -> Path:
-    """Multiprocess metrics need a directory set before prometheus_client is imported, emptied
-    at start so a previous run's counters do not leak in."""
+    """Multiprocess metrics need a directory set before prometheus_client is imported. A
+    previous run's counters are cleared from it: only prometheus_client's *.db files, since
+    an operator's PROMETHEUS_MULTIPROC_DIR may hold other things."""
     configured = os.environ.get(METRICS_DIR_VARIABLE)
     path = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="sentserve-metrics-"))
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
     os.environ[METRICS_DIR_VARIABLE] = str(path)
     return path
 

@@ -291,3 +291,16 @@ def test_each_error_leaves_the_app_serving(client: FlaskClient, limited: FlaskCl
     assert [f.status_code for f in failures] == [404, 405, 400, 415, 422, 404, 503, 500, 413]
     assert_works(client)
     assert_works(limited)
+
+
+def test_readyz_is_503_when_no_model_is_enabled(tmp_path) -> None:
+    from sentserve.api.app import create_app
+    from sentserve.settings import load_settings
+
+    empty = tmp_path / "models"
+    empty.mkdir()
+    app = create_app(load_settings(models_dir=empty, profile="testing", console_log=False))
+    answer = app.test_client().get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json["type"] == "urn:sentserve:problem:not-ready"
+    assert "no model is enabled" in answer.json["detail"]

@@ -24,7 +24,7 @@ def embed_sentences(
     metrics.QUEUE_SECONDS.labels(name).observe(result.queue_s)
     metrics.SENTENCES.labels(name).inc(len(sentences))
     metrics.TOKENS.labels(name).inc(result.token_count)
-    metrics.OOV_TOKENS.labels(name).inc(sum(e.oov_count for e in result.encoded))
+    metrics.OOV_TOKENS.labels(name).inc(result.oov_count)
     g.timings = {
         "X-Tokenization-Time": result.tokenize_s,
         "X-Queue-Time": result.queue_s,

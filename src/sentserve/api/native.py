@@ -59,7 +59,7 @@ def add_native_routes(api: Any, s: Schemas) -> None:
                 "usage": {
                     "sentences": len(sentences),
                     "tokens": result.token_count,
-                    "oov_tokens": sum(e.oov_count for e in result.encoded),
+                    "oov_tokens": result.oov_count,
                     "truncated": sum(e.truncated for e in result.encoded),
                 },
             }

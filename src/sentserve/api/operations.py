@@ -25,6 +25,13 @@ def healthz() -> Response:
 def readyz() -> Response:
     """200 when the models needed (all, or any with READY_WHEN=any) are ready, else 503."""
     registry = server_state().registry
+    if not registry.enabled():  # an empty models folder, or every model disabled
+        raise Problem(
+            503,
+            "not-ready",
+            "no model is enabled: check MODELS_DIR and MODEL_NAMES",
+            headers={"Retry-After": "5"},
+        )
     waiting = registry.not_ready()
     models = {m.name: m.status.value for m in registry.models.values()}
     if waiting:

@@ -58,6 +58,7 @@ class Embedding:
     vectors: np.ndarray
     encoded: list[EncodedSentence]
     token_count: int  # ids fed to the model; words, for a model that tokenizes in its graph
+    oov_count: int
     tokenize_s: float
     queue_s: float
     inference_s: float
@@ -231,7 +232,8 @@ class ServedModel:
             tokens = sum(len(row) for row in rows)
         tokenized = time.monotonic()
         vectors, queue_s, inference_s = self._submit(rows)
-        return Embedding(vectors, encoded, tokens, tokenized - started, queue_s, inference_s)
+        oov = sum(e.oov_count for e in encoded)
+        return Embedding(vectors, encoded, tokens, oov, tokenized - started, queue_s, inference_s)
 
     def embed_ids(self, rows: list[list[int]]) -> np.ndarray:
         """Raw token ids, as TF Serving would take them; checked against the model's limits."""
@@ -277,6 +279,9 @@ class ServedModel:
         """Finish queued work and free the session; a model closed while ready is disabled."""
         if self.status is ModelStatus.READY:
             self.mark(ModelStatus.DISABLED, "closed: the server is shutting down")
+            from sentserve import metrics
+
+            metrics.record_model_status(self.name, self.status.value)
         if self.batcher is not None:
             self.batcher.close()
             self.batcher = None
@@ -294,7 +299,8 @@ class ServedModel:
             "format": backend.format if backend else None,
             "status": self.status.value,
             "dimensions": backend.dimensions if backend else None,
-            "max_tokens": self.max_tokens if backend else None,
+            # A text-input model tokenizes in its graph: no token limit sentserve can apply.
+            "max_tokens": self.max_tokens if self.tokenizer else None,
             "error": self.reason,
         }
 

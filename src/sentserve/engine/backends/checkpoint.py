@@ -66,12 +66,15 @@ class CheckpointBackend:
                     f"{', '.join(weight_files)} is truncated or corrupt ({first_line(exc)})"
                 ) from None
         self.graph.finalize()  # read-only from here: safe to run from many threads
-        self._check_tensors()
-        self.input_dtype = self.input.dtype.as_numpy_dtype
-        dims = self.input.shape.as_list()
-        self.input_length: int | None = dims[1]
-        self.embedding_rows = self._embedding_rows()
-        self.dimensions = self._dimensions()
+        try:
+            self._check_tensors()
+            self.input_dtype = self.input.dtype.as_numpy_dtype
+            self.input_length: int | None = self.input.shape.as_list()[1]
+            self.embedding_rows = self._embedding_rows()
+            self.dimensions = self._dimensions()
+        except Exception:
+            self.session.close()  # a model that fails validation must not keep its weights
+            raise
         self.signature = Signature(
             inputs={"input": tensor_info(self.input.name, self.input.dtype, self.input.shape)},
             outputs={
