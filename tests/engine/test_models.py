@@ -454,7 +454,9 @@ def test_embed_ids(registry):
     model = registry.get("bow-spanish")
     embedding = model.embed(["hola mundo", "arriba"])
     ids = [sentence.input_ids for sentence in embedding.encoded]
-    np.testing.assert_allclose(model.embed_ids(ids), embedding.vectors, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        model.embed_ids(ids).vectors, embedding.vectors, rtol=1e-6, atol=1e-6
+    )
     rows = model.backend.embedding_rows
     with pytest.raises(InvalidInput, match=rf"instance 1 has ids outside \[0, {rows}\)"):
         model.embed_ids([[1], [rows]])

@@ -3,8 +3,6 @@ all embed through here, so tokenization, batching, metrics and logging fields ar
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from flask import g
 
@@ -20,16 +18,7 @@ def embed_sentences(
     model = server_state().registry.ready(name)
     g.model, g.sentences = name, len(sentences)
     result = model.embed(sentences, truncate, max_tokens)
-    metrics.TOKENIZE_SECONDS.labels(name).observe(result.tokenize_s)
-    metrics.QUEUE_SECONDS.labels(name).observe(result.queue_s)
-    metrics.SENTENCES.labels(name).inc(len(sentences))
-    metrics.TOKENS.labels(name).inc(result.token_count)
-    metrics.OOV_TOKENS.labels(name).inc(result.oov_count)
-    g.timings = {
-        "X-Tokenization-Time": result.tokenize_s,
-        "X-Queue-Time": result.queue_s,
-        "X-Inference-Time": result.inference_s,
-    }
+    _record(name, result)
     return model, result
 
 
@@ -37,9 +26,20 @@ def embed_token_ids(name: str, rows: list[list[int]]) -> np.ndarray:
     """Raw token ids (TF Serving's input tensor): no tokenizer, the same batcher and counters."""
     model = server_state().registry.ready(name)
     g.model, g.sentences = name, len(rows)
-    started = time.monotonic()
-    vectors = model.embed_ids(rows)
-    g.timings = {"X-Inference-Time": time.monotonic() - started}
-    metrics.SENTENCES.labels(name).inc(len(rows))
-    metrics.TOKENS.labels(name).inc(sum(len(row) for row in rows))
-    return vectors
+    result = model.embed_ids(rows)
+    _record(name, result)
+    return result.vectors
+
+
+def _record(name: str, result: Embedding) -> None:
+    """Metrics and timing headers for one embedding request, whatever its dialect."""
+    metrics.TOKENIZE_SECONDS.labels(name).observe(result.tokenize_s)
+    metrics.QUEUE_SECONDS.labels(name).observe(result.queue_s)
+    metrics.SENTENCES.labels(name).inc(len(result.vectors))
+    metrics.TOKENS.labels(name).inc(result.token_count)
+    metrics.OOV_TOKENS.labels(name).inc(result.oov_count)
+    g.timings = {
+        "X-Tokenization-Time": result.tokenize_s,
+        "X-Queue-Time": result.queue_s,
+        "X-Inference-Time": result.inference_s,
+    }

@@ -235,7 +235,7 @@ class ServedModel:
         oov = sum(e.oov_count for e in encoded)
         return Embedding(vectors, encoded, tokens, oov, tokenized - started, queue_s, inference_s)
 
-    def embed_ids(self, rows: list[list[int]]) -> np.ndarray:
+    def embed_ids(self, rows: list[list[int]]) -> Embedding:
         """Raw token ids, as TF Serving would take them; checked against the model's limits."""
         self.require_ready()
         assert self.backend is not None
@@ -247,7 +247,9 @@ class ServedModel:
             limit = self.backend.embedding_rows
             if any(i < 0 or (limit is not None and i >= limit) for i in row):
                 raise InvalidInput(f"instance {index} has ids outside [0, {limit})")
-        return self._submit(list(rows))[0]
+        vectors, queue_s, inference_s = self._submit(list(rows))
+        tokens = sum(len(row) for row in rows)
+        return Embedding(vectors, [], tokens, 0, 0.0, queue_s, inference_s)
 
     def _submit(self, rows: list[Row]) -> tuple[np.ndarray, float, float]:
         batcher = self.batcher  # read once: close() may clear it meanwhile
