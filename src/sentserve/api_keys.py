@@ -47,13 +47,14 @@ def parse_keys_file(path: Path) -> list[ApiKey]:
         hex_digest, _, rate_limit = rest.partition(":")
         if not _NAME.match(name) or not _HASH.match(hex_digest):
             raise KeyFileError(f"{path}:{number}: expected name:sha256-hex[:rate limit]")
-        if rate_limit and not _valid_limit(rate_limit):
+        if rate_limit and not valid_rate_limit(rate_limit):
             raise KeyFileError(f"{path}:{number}: rate limit {rate_limit!r} is not like 100/minute")
         keys.append(ApiKey(name, bytes.fromhex(hex_digest), rate_limit or None))
     return keys
 
 
-def _valid_limit(text: str) -> bool:
+def valid_rate_limit(text: str) -> bool:
+    """A limit in the `limits` notation: 100/minute, or several joined by ';'."""
     from limits import parse_many
 
     try:
@@ -114,6 +115,8 @@ def add_key(path: Path, name: str, rate_limit: str | None = None) -> str:
     which is never stored: the caller shows it once."""
     if not _NAME.match(name):
         raise KeyFileError("a key name is 1-64 letters, digits, '.', '_' or '-'")
+    if rate_limit is not None and not valid_rate_limit(rate_limit):
+        raise KeyFileError(f"rate limit {rate_limit!r} is not like 100/minute;5/second")
     if path.exists() and any(k.name == name for k in parse_keys_file(path)):
         raise KeyFileError(f"a key named {name} already exists in {path}")
     key = secrets.token_urlsafe(32)

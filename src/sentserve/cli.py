@@ -218,17 +218,8 @@ keys_file_option = click.option(
 @env_file_option
 def keys_add(name: str, rate_limit: str | None, file: Path | None, env_file: Path | None) -> None:
     """Create a key: its hash goes to the file, the key itself is printed once."""
-    from limits import parse_many
-
     from sentserve.api_keys import KeyFileError, add_key
 
-    if rate_limit is not None:
-        try:
-            parse_many(rate_limit)
-        except ValueError:
-            raise click.BadParameter(
-                "expected e.g. 100/minute;5/second", param_hint="--rate-limit"
-            ) from None
     path = _keys_file(file, env_file)
     try:
         key = add_key(path, name, rate_limit)

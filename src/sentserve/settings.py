@@ -297,13 +297,10 @@ class Settings(BaseSettings):
     @field_validator("rate_limit")
     @classmethod
     def _parse_rate_limit(cls, value: str | None) -> str | None:
-        if value is not None:
-            from limits import parse_many
+        from sentserve.api_keys import valid_rate_limit
 
-            try:
-                parse_many(value)
-            except ValueError:
-                raise ValueError("expected limits like 600/minute;20/second") from None
+        if value is not None and not valid_rate_limit(value):
+            raise ValueError("expected limits like 600/minute;20/second")
         return value
 
     @field_validator("api_keys_file")

@@ -276,3 +276,13 @@ def test_a_broken_edit_keeps_the_keys_last_read(
     path.write_text(path.read_text() + "this line is broken\n")
     time.sleep(1.1)
     assert client.post(EMBED, json=ONE, headers={"X-API-Key": alice}).status_code == 200
+
+
+def test_keys_add_refuses_a_bad_rate_limit_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    result = CliRunner().invoke(
+        main, ["keys", "add", "dave", "--rate-limit", "lots", "--file", str(path)]
+    )
+    assert result.exit_code != 0
+    assert "rate limit 'lots'" in result.output
+    assert not path.exists()
