@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sentserve import metrics
 from sentserve.engine.backends import Backend
 from sentserve.engine.backends.checkpoint import PREFIX, CheckpointBackend, checkpoint_files
 from sentserve.engine.backends.saved_model import SavedModelBackend
@@ -174,8 +175,6 @@ class ServedModel:
         )
 
     def _batcher(self, backend: Backend) -> MicroBatcher:
-        from sentserve import metrics
-
         spec, settings = self.manifest.batching, self.settings
         return MicroBatcher(
             self.name,
@@ -241,10 +240,10 @@ class ServedModel:
         assert self.backend is not None
         if self.backend.input_kind != "ids":
             raise InvalidInput(f"model '{self.name}' takes text, not token ids")
+        limit = self.backend.embedding_rows
         for index, row in enumerate(rows):
             if len(row) > self.max_tokens:
                 raise SentenceTooLong(index, len(row), self.max_tokens)
-            limit = self.backend.embedding_rows
             if any(i < 0 or (limit is not None and i >= limit) for i in row):
                 raise InvalidInput(f"instance {index} has ids outside [0, {limit})")
         vectors, queue_s, inference_s = self._submit(list(rows))
@@ -281,8 +280,6 @@ class ServedModel:
         """Finish queued work and free the session; a model closed while ready is disabled."""
         if self.status is ModelStatus.READY:
             self.mark(ModelStatus.DISABLED, "closed: the server is shutting down")
-            from sentserve import metrics
-
             metrics.record_model_status(self.name, self.status.value)
         if self.batcher is not None:
             self.batcher.close()
